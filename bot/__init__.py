@@ -1,0 +1,1 @@
+"""The Telegram application: settings, the composition root, routers and the ``zabota`` command."""

@@ -1,0 +1,286 @@
+"""The ``zabota`` command: one entry point, subcommands per area (``zabota kb ...``, ``zabota bench ...``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kb_index import KbError, KbSourceError, ReindexSummary, ScoringWeights, SearchResult
+from kb_index.evaluation import EvalOptions, evaluate
+
+from bot.factory import build_encoder, build_knowledge_base, thresholds_from
+from bot.settings import Settings
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    settings = Settings()
+    logging.basicConfig(
+        level=getattr(logging, settings.app.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args, settings) or 0)
+    except KbSourceError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zabota", description="Zabota: a customer-care bot.")
+    areas = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = areas.add_parser("demo", help="try the product on its embedded defaults")
+    demo.set_defaults(handler=_demo)
+
+    kb = areas.add_parser("kb", help="the knowledge base: reindex, search, evaluate").add_subparsers(
+        title="kb commands", metavar="KB_COMMAND"
+    )
+    reindex = kb.add_parser("reindex", help="build a new index version from the source and switch to it")
+    reindex.add_argument("source", nargs="?", type=Path, help="folder or file (default: KB_SOURCE)")
+    reindex.add_argument("--json", action="store_true", help="print the summary as JSON")
+    reindex.set_defaults(handler=_kb_reindex)
+
+    search = kb.add_parser("search", help="search the current index: decision, confidence, top articles")
+    search.add_argument("text")
+    search.add_argument("--lang", default=None, help="the customer's language (ru, uk, en)")
+    search.add_argument("--limit", type=int, default=3)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=_kb_search)
+
+    evaluation = kb.add_parser("eval", help="measure search and the hand-off decision on a query file")
+    evaluation.add_argument("--kb", type=Path, required=True, help="knowledge base (any supported source)")
+    evaluation.add_argument("--queries", type=Path, required=True, help='JSON lines {"query","expected","lang"}')
+    evaluation.add_argument("--calibrate-on", type=Path, help="validation queries to choose thresholds on")
+    evaluation.add_argument("--cv", type=int, default=0, help="choose thresholds by N-fold cross-validation")
+    evaluation.add_argument(
+        "--learn-folds", type=int, default=0, help="N folds: other folds' questions become learned phrasings"
+    )
+    evaluation.add_argument("--answer-weight", type=float, default=None)
+    evaluation.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluation.set_defaults(handler=_kb_eval)
+
+    learn = kb.add_parser("learn", help="attach a customer's phrasing to an article")
+    learn.add_argument("article_id")
+    learn.add_argument("text")
+    learn.add_argument("--lang", default="")
+    learn.set_defaults(handler=_kb_learn)
+
+    prepare = kb.add_parser("prepare-model", help="prepare and verify the encoder model (done on first use too)")
+    prepare.set_defaults(handler=_kb_prepare_model)
+
+    bench = areas.add_parser("bench", help="benchmarks").add_subparsers(title="benchmarks", metavar="BENCHMARK")
+    bench_search = bench.add_parser("search", help="search latency, throughput, reindex time and memory by KB size")
+    bench_search.add_argument("--sizes", default="300,10000,100000", help="comma-separated article counts")
+    bench_search.add_argument("--queries", type=int, default=300, help="questions timed one by one")
+    bench_search.add_argument("--concurrency", type=int, default=64, help="concurrent askers for throughput")
+    bench_search.add_argument(
+        "--cold-limit", type=int, default=10_000, help="largest size whose full reindex is measured from cold"
+    )
+    bench_search.add_argument("--json", action="store_true")
+    bench_search.set_defaults(handler=_bench_search)
+    return parser
+
+
+# ---------------------------------------------------------------- kb
+
+
+class _Progress:
+    """A one-line progress bar on standard error."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < (0.1 if self._tty else 5.0):
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = f"{stage:>9} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if self._tty:
+            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _print_summary(summary: ReindexSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        return
+    languages = ", ".join(f"{lang}: {n}" for lang, n in sorted(summary.languages.items()))
+    print(f"Index version {summary.version} is now serving.")
+    print(f"  articles: {summary.articles} ({summary.article_versions} language versions; {languages})")
+    print(f"  added: {len(summary.added)}, changed: {len(summary.changed)}, removed: {len(summary.removed)}")
+    for label, keys in (("added", summary.added), ("changed", summary.changed), ("removed", summary.removed)):
+        if 0 < len(keys) <= 10:
+            print(f"    {label}: {', '.join(keys)}")
+    print(f"  texts indexed: {summary.entries} ({summary.encoded} encoded, the rest from cache)")
+    if summary.learned or summary.learned_orphaned:
+        print(f"  learned phrasings: {summary.learned} used, {summary.learned_orphaned} for articles that are gone")
+    print(f"  index: {summary.index_kind}, {summary.seconds:.1f} s")
+
+
+def _kb_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    kb = build_knowledge_base(settings)
+    source = args.source or settings.kb.source
+    summary = kb.reindex(source, progress=_Progress())
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _kb_search(args: argparse.Namespace, settings: Settings) -> int:
+    kb = build_knowledge_base(settings)
+    result = kb.search(args.text, lang=args.lang, limit=args.limit)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_result(result)
+    return 0
+
+
+def _print_result(result: SearchResult) -> None:
+    print(f"decision: {result.decision.value} (confidence {result.confidence:.3f})")
+    for number, match in enumerate(result.matches, start=1):
+        print(f"  {number}. [{match.article_id}] {match.title}  ({match.score:.3f})")
+
+
+def _kb_eval(args: argparse.Namespace, settings: Settings) -> int:
+    encoder = build_encoder(settings)
+    kb = build_knowledge_base(settings, encoder)
+    weight = settings.kb.answer_weight if args.answer_weight is None else args.answer_weight
+    options = EvalOptions(
+        thresholds=thresholds_from(settings),
+        weights=ScoringWeights(answer_weight=weight),
+        calibrate_on=args.calibrate_on,
+        cv_folds=args.cv,
+        learn_folds=args.learn_folds,
+        approximate_above=settings.kb.approximate_above,
+    )
+    with tempfile.TemporaryDirectory(prefix="zabota-eval-") as workdir:
+        result = evaluate(encoder, args.kb, args.queries, options, cache=kb.cache, workdir=Path(workdir))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    _print_metrics(result)
+    return 0
+
+
+def _print_metrics(result: dict[str, object]) -> None:
+    rows = [("all", result)] + list(result.get("by_lang", {}).items())  # type: ignore[union-attr]
+    keys = ("queries", "top1", "recall_at_3", "mrr", "answered_accuracy", "handoff_precision", "handoff_recall",
+            "handoff_f1", "auroc", "in_scope_accuracy")
+    print("  ".join(f"{k:>10}" for k in ("lang", *keys)))
+    for lang, metrics in rows:
+        cells = [f"{lang:>10}"]
+        for key in keys:
+            value = metrics.get(key)  # type: ignore[union-attr]
+            cells.append(f"{'-' if value is None else value:>10}")
+        print("  ".join(cells))
+    print(f"thresholds: {json.dumps(result.get('thresholds'))}")
+
+
+def _kb_learn(args: argparse.Namespace, settings: Settings) -> int:
+    kb = build_knowledge_base(settings)
+    if kb.learn(args.article_id, args.text, lang=args.lang, source="cli"):
+        print(f"Learned: {args.text!r} asks for {args.article_id}. It is searched from the next reindex.")
+    else:
+        print(f"{args.article_id} already has that phrasing; nothing changed.")
+    return 0
+
+
+def _kb_prepare_model(args: argparse.Namespace, settings: Settings) -> int:
+    encoder = build_encoder(settings)
+    print(f"Encoder ready: {encoder.model_id} ({encoder.dimension} dimensions)")
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+
+def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
+    from kb_index.bench import run_benchmark
+
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    results = run_benchmark(
+        sizes,
+        source=settings.kb.source,
+        model=settings.kb.model,
+        cache_dir=settings.cache_dir,
+        queries=args.queries,
+        concurrency=args.concurrency,
+        cold_limit=args.cold_limit,
+        approximate_above=settings.kb.approximate_above,
+    )
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+        return 0
+    columns = (
+        ("articles", "articles"),
+        ("texts", "texts"),
+        ("index_kind", "index"),
+        ("latency_p50_ms", "p50 ms"),
+        ("latency_p99_ms", "p99 ms"),
+        ("throughput_qps", "q/s"),
+        ("full_reindex_s", "full s"),
+        ("projected_full_reindex_s", "full s (proj.)"),
+        ("incremental_reindex_s", "1-article s"),
+        ("peak_rss_mb", "peak MB"),
+    )
+    print(" | ".join(label for _, label in columns))
+    for row in results:
+        print(" | ".join("-" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    kb = build_knowledge_base(settings)
+    if kb.store.current_version() is None or kb.index.manifest.data.get("source") != str(settings.kb.source):
+        print(f"Indexing the knowledge base {settings.kb.source} ...", file=sys.stderr)
+        _print_summary(kb.reindex(settings.kb.source, progress=_Progress()), as_json=False)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask a question (Ctrl-D to quit).")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            break
+        if not line.strip():
+            continue
+        if not interactive:
+            print(f"> {line}")
+        result = kb.search(line)
+        _print_result(result)
+        if result.best is not None and result.decision.value == "answer":
+            print()
+            print(kb.article(result.best.article_id, result.best.lang).answer)
+        print()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Human hand-off: tickets, the agents' queue, and the relay between customers and agents."""

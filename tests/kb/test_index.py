@@ -1,0 +1,262 @@
+"""Searching, reindexing and learning with the real encoder and real FAISS indexes on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb_index import (
+    Decision,
+    DecisionThresholds,
+    EmbeddingCache,
+    Encoder,
+    IndexUnavailableError,
+    KbSourceError,
+    KnowledgeBase,
+    UnknownArticleError,
+    load_articles,
+)
+from kb_index.decision import decide
+from tests.conftest import SAMPLE_KB, RecordingEncoder, make_kb
+
+
+def copy_sample(tmp_path: Path, langs: tuple[str, ...] = ("ru", "uk", "en")) -> Path:
+    target = tmp_path / "kb"
+    for lang in langs:
+        shutil.copytree(SAMPLE_KB / lang, target / lang)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("question", "article_id"),
+    [
+        ("Здравствуйте! Где сейчас мой заказ, как его отследить?", "order-tracking"),
+        ("хочу вернуть товар, как это сделать", "how-to-return"),
+        ("Як скасувати замовлення?", "cancel-order"),
+        ("I forgot my password and can't log in", "login-problems"),
+    ],
+)
+def test_a_clear_question_is_answered_with_the_right_article(
+    sample_kb: KnowledgeBase, question: str, article_id: str
+) -> None:
+    result = sample_kb.search(question)
+    assert result.best is not None and result.best.article_id == article_id
+    assert result.decision is Decision.ANSWER
+
+
+def test_the_answer_is_shown_in_the_customers_language(sample_kb: KnowledgeBase) -> None:
+    result = sample_kb.search("Як скасувати замовлення?", lang="uk")
+    assert result.best is not None
+    assert result.best.lang == "uk"
+    assert sample_kb.article(result.best.article_id, "uk").lang == "uk"
+    assert sample_kb.article(result.best.article_id, "de").lang == "ru"  # the default language otherwise
+
+
+def test_a_question_outside_the_shop_goes_to_a_person(sample_kb: KnowledgeBase) -> None:
+    result = sample_kb.search("Какая завтра погода в Санкт-Петербурге?")
+    assert result.decision is Decision.HANDOFF
+
+
+def test_a_greeting_alone_is_not_searched(sample_kb: KnowledgeBase) -> None:
+    result = sample_kb.search("Добрый день!")
+    assert result.decision is Decision.HANDOFF
+    assert result.matches == ()
+
+
+@pytest.fixture(scope="module")
+def russian_only_kb(
+    tmp_path_factory: pytest.TempPathFactory,
+    encoder: Encoder,
+    thresholds: DecisionThresholds,
+    embedding_cache: EmbeddingCache,
+) -> KnowledgeBase:
+    root = tmp_path_factory.mktemp("ru-only")
+    kb = make_kb(root / "index", encoder, thresholds, embedding_cache)
+    kb.reindex(copy_sample(root, ("ru",)))
+    return kb
+
+
+CROSS_LANGUAGE = [
+    ("Як повернути товар, який не підійшов?", "how-to-return"),
+    ("Скільки днів зберігається замовлення в пункті видачі?", "pickup-points"),
+    ("Не проходить оплата карткою, що робити?", "card-payment-failed"),
+    ("Гроші списали двічі за одне замовлення", "double-charge"),
+    ("Як видалити свій акаунт?", "delete-account"),
+    ("How can I track my order?", "order-tracking"),
+    ("How do I delete my account?", "delete-account"),
+    ("How long is the warranty on electronics?", "warranty-terms"),
+    ("Can I pay in instalments?", "instalments"),
+    ("The parcel came without one of the items I ordered", "missing-item"),
+]
+
+
+def test_ukrainian_and_english_questions_find_russian_articles(russian_only_kb: KnowledgeBase) -> None:
+    ranks = []
+    for question, article_id in CROSS_LANGUAGE:
+        found = [m.article_id for m in russian_only_kb.search(question).matches]
+        ranks.append(found.index(article_id) + 1 if article_id in found else None)
+    assert None not in ranks, list(zip(CROSS_LANGUAGE, ranks))  # always among the three offered
+    assert ranks.count(1) >= 8, list(zip(CROSS_LANGUAGE, ranks))  # and nearly always first
+
+
+def test_decision_levels() -> None:
+    levels = DecisionThresholds(answer=0.86, clarify=0.80, ambiguity_margin=0.01)
+    assert decide([0.90, 0.80], levels) == (Decision.ANSWER, 0.90)
+    assert decide([0.90, 0.895], levels)[0] is Decision.CLARIFY  # two articles equally likely
+    assert decide([0.83, 0.70], levels)[0] is Decision.CLARIFY
+    assert decide([0.79], levels)[0] is Decision.HANDOFF
+    assert decide([], levels) == (Decision.HANDOFF, 0.0)
+    with pytest.raises(ValueError, match="clarify <= answer"):
+        DecisionThresholds(answer=0.5, clarify=0.9)
+
+
+def test_thresholds_from_settings_change_the_decision(sample_kb: KnowledgeBase, encoder: Encoder) -> None:
+    question = "как отследить посылку"
+    confident = sample_kb.search(question)
+    strict = KnowledgeBase(
+        sample_kb.store, encoder, DecisionThresholds(answer=0.99, clarify=0.5), cache=sample_kb.cache
+    )
+    assert confident.decision is Decision.ANSWER
+    strict_result = strict.search(question)
+    assert strict_result.decision is Decision.CLARIFY
+    assert strict_result.matches[0].article_id == confident.matches[0].article_id
+
+
+def test_a_broken_source_leaves_the_served_version_answering(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds, embedding_cache: EmbeddingCache
+) -> None:
+    source = copy_sample(tmp_path, ("ru",))
+    kb = make_kb(tmp_path / "index", encoder, thresholds, embedding_cache)
+    first = kb.reindex(source)
+
+    (source / "ru" / "cancel-order.md").write_text("---\nid: cancel-order\ntitle: Отмена?\n---\n", encoding="utf-8")
+    (source / "ru" / "bad.jsonl").write_text("{not json}\n", encoding="utf-8")
+    with pytest.raises(KbSourceError) as caught:
+        kb.reindex(source)
+    assert len(caught.value.problems) == 2
+
+    assert kb.store.current_version() == first.version
+    result = kb.search("как отменить заказ")
+    assert result.index_version == first.version
+    assert result.best is not None and result.best.article_id == "cancel-order"
+
+
+def test_a_build_that_fails_midway_changes_nothing(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
+) -> None:
+    class FailingEncoder(RecordingEncoder):
+        def encode_documents(self, texts, progress=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("out of memory")
+
+    source = copy_sample(tmp_path, ("en",))
+    kb = make_kb(tmp_path / "index", encoder, thresholds)
+    first = kb.reindex(source)
+    (source / "en" / "cancel-order.md").write_text(
+        (source / "en" / "cancel-order.md").read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8"
+    )
+    broken = make_kb(tmp_path / "index", FailingEncoder(encoder), thresholds)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        broken.reindex(source)
+    assert kb.store.current_version() == first.version
+    assert kb.store.versions() == [first.version]
+    assert not [p for p in (tmp_path / "index" / "versions").iterdir() if p.name.startswith(".")]
+    assert kb.search("cancel my order").index_version == first.version
+
+
+def test_reindex_after_one_change_encodes_only_that_article(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
+) -> None:
+    source = copy_sample(tmp_path)
+    recording = RecordingEncoder(encoder)
+    kb = make_kb(tmp_path / "index", recording, thresholds, EmbeddingCache(tmp_path / "cache.sqlite"))
+    full = kb.reindex(source)
+    assert len(full.added) == full.article_versions
+    assert full.encoded == len(recording.encoded_documents) == len(set(recording.encoded_documents))
+
+    article = source / "uk" / "delivery-cost.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\nОновлено: ціни діють до кінця року.\n", "utf-8")
+    (source / "en" / "gift-cards.md").unlink()
+    recording.encoded_documents.clear()
+    second = kb.reindex(source)
+
+    assert second.changed == ["delivery-cost/uk"]
+    assert second.removed == ["gift-cards/en"]
+    assert second.added == []
+    assert second.encoded == 1
+    assert len(recording.encoded_documents) == 1
+    assert "ціни діють до кінця року" in recording.encoded_documents[0]
+
+
+def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBase) -> None:
+    store = sample_kb.store
+    version = store.current_version()
+    assert version is not None
+    manifest = json.loads((store.version_dir(version) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model_id"] == sample_kb.encoder.model_id
+    assert manifest["dimension"] == 384
+    assert manifest["counts"]["articles"] == len(sample_kb.index)
+    assert set(manifest["files"]) == {"articles.jsonl", "entries.npz", "vectors.npy", "index.faiss"}
+    assert all(len(checksum) == 64 for checksum in manifest["files"].values())
+
+    damaged = store.root.parent / "damaged"
+    shutil.copytree(store.root, damaged)
+    from kb_index import IndexStore
+
+    copy = IndexStore(damaged)
+    with open(copy.version_dir(version) / "vectors.npy", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\x00\x00\x00\x00")
+    with pytest.raises(IndexUnavailableError, match="vectors.npy does not match its checksum"):
+        copy.verify(version)
+
+
+def test_another_process_switches_to_a_new_version(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds, embedding_cache: EmbeddingCache
+) -> None:
+    source = copy_sample(tmp_path, ("en",))
+    admin = make_kb(tmp_path / "index", encoder, thresholds, embedding_cache)
+    admin.reindex(source)
+    serving = make_kb(tmp_path / "index", encoder, thresholds, embedding_cache)
+    before = serving.search("gift card").index_version
+
+    (source / "en" / "gift-cards.md").unlink()
+    after = admin.reindex(source)
+    assert after.version != before
+    result = serving.search("gift card")
+    assert result.index_version == after.version
+    assert all(m.article_id != "gift-cards" for m in result.matches)
+
+
+def test_an_agents_phrasing_is_learned_and_found_after_the_next_build(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds, embedding_cache: EmbeddingCache
+) -> None:
+    kb = make_kb(tmp_path / "index", encoder, thresholds, embedding_cache)
+    kb.reindex(copy_sample(tmp_path, ("ru",)))
+    slang = "курьер слился, коробки нет, деньги списали"
+    target = "order-not-received"
+    assert kb.search(slang).best.article_id != target  # type: ignore[union-attr]
+
+    assert kb.learn(target, slang, lang="ru", source="agent:42") is True
+    assert kb.learn(target, "Курьер слился, коробки нет, деньги списали!", lang="ru") is False  # same words
+    with pytest.raises(UnknownArticleError):
+        kb.learn("no-such-article", slang)
+    assert [p.source for p in kb.learned.all()] == ["agent:42"]
+    assert not any(slang in path.read_text(encoding="utf-8") for path in (tmp_path / "kb").rglob("*.md"))
+
+    summary = kb.rebuild_with_learned()
+    assert summary.learned == 1 and summary.encoded == 1
+    result = kb.search(slang)
+    assert result.best is not None and result.best.article_id == target
+
+
+def test_search_needs_a_built_index(tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds) -> None:
+    kb = make_kb(tmp_path / "empty", encoder, thresholds)
+    with pytest.raises(IndexUnavailableError, match="zabota kb reindex"):
+        kb.search("где заказ")
+
+
+def test_the_sample_loads_from_the_shipped_folder() -> None:
+    assert len({a.id for a in load_articles(SAMPLE_KB)}) >= 40
