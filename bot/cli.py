@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from kb_index import KbError, KbSourceError, ReindexSummary, ScoringWeights, SearchResult
+from kb_index import KbError, KbSourceError, ReindexSummary, SearchResult
 from kb_index.evaluation import EvalOptions, evaluate
+from kb_index.tuning import TuningOptions
 
-from bot.factory import build_encoder, build_knowledge_base, thresholds_from
+from bot.factory import build_encoder, build_knowledge_base, build_options_from, thresholds_from, weights_from
 from bot.settings import Settings
 
 __all__ = ["main"]
@@ -48,8 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zabota", description="Zabota: a customer-care bot.")
     areas = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    demo = areas.add_parser("demo", help="try the product on its embedded defaults")
+    demo = areas.add_parser(
+        "demo", help="chat with the bot in the terminal (embedded Redis, the Bot API emulator, the sample KB)"
+    )
+    demo.add_argument("--lang", default="ru", help="the demo customer's Telegram language (ru, uk, en)")
+    demo.add_argument("--no-agent", action="store_true", help="no demo agent (':agent ...' lines)")
     demo.set_defaults(handler=_demo)
+
+    run = areas.add_parser("run", help="run the bot (long polling; --webhook for webhook mode)")
+    run.add_argument("--webhook", action="store_true", help="serve TELEGRAM_WEBHOOK_URL instead of polling")
+    run.set_defaults(handler=_run)
 
     kb = areas.add_parser("kb", help="the knowledge base: reindex, search, evaluate").add_subparsers(
         title="kb commands", metavar="KB_COMMAND"
@@ -74,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--learn-folds", type=int, default=0, help="N folds: other folds' questions become learned phrasings"
     )
-    evaluation.add_argument("--answer-weight", type=float, default=None)
+    evaluation.add_argument("--answer-weight", type=float, default=None, help="default: KB_ANSWER_WEIGHT")
+    evaluation.add_argument("--lexical-weight", type=float, default=None, help="default: KB_LEXICAL_WEIGHT")
+    evaluation.add_argument("--classifier-weight", type=float, default=None, help="default: KB_CLASSIFIER_WEIGHT")
+    evaluation.add_argument(
+        "--tune-epochs", type=int, default=0, help="adapt the encoder to the knowledge base first (N epochs)"
+    )
     evaluation.add_argument("--json", action="store_true", help="print one JSON object")
     evaluation.set_defaults(handler=_kb_eval)
 
@@ -83,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     learn.add_argument("text")
     learn.add_argument("--lang", default="")
     learn.set_defaults(handler=_kb_learn)
+
+    tune = kb.add_parser("tune", help="adapt the encoder to the knowledge base (a new model folder)")
+    tune.add_argument("source", nargs="?", type=Path, help="folder or file (default: KB_SOURCE)")
+    tune.add_argument("--epochs", type=int, default=3)
+    tune.add_argument("--output", type=Path, help="model folder (default: ZABOTA_DATA_DIR/models/tuned-<time>)")
+    tune.set_defaults(handler=_kb_tune)
 
     prepare = kb.add_parser("prepare-model", help="prepare and verify the encoder model (done on first use too)")
     prepare.set_defaults(handler=_kb_prepare_model)
@@ -168,14 +190,21 @@ def _print_result(result: SearchResult) -> None:
 def _kb_eval(args: argparse.Namespace, settings: Settings) -> int:
     encoder = build_encoder(settings)
     kb = build_knowledge_base(settings, encoder)
-    weight = settings.kb.answer_weight if args.answer_weight is None else args.answer_weight
+    weights = weights_from(settings)
+    if args.answer_weight is not None:
+        weights = replace(weights, answer_weight=args.answer_weight)
+    if args.lexical_weight is not None:
+        weights = replace(weights, lexical_weight=args.lexical_weight)
+    if args.classifier_weight is not None:
+        weights = replace(weights, classifier_weight=args.classifier_weight)
     options = EvalOptions(
         thresholds=thresholds_from(settings),
-        weights=ScoringWeights(answer_weight=weight),
+        weights=weights,
         calibrate_on=args.calibrate_on,
         cv_folds=args.cv,
         learn_folds=args.learn_folds,
-        approximate_above=settings.kb.approximate_above,
+        build=build_options_from(settings),
+        tuning=TuningOptions(epochs=args.tune_epochs) if args.tune_epochs > 0 else None,
     )
     with tempfile.TemporaryDirectory(prefix="zabota-eval-") as workdir:
         result = evaluate(encoder, args.kb, args.queries, options, cache=kb.cache, workdir=Path(workdir))
@@ -206,6 +235,31 @@ def _kb_learn(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Learned: {args.text!r} asks for {args.article_id}. It is searched from the next reindex.")
     else:
         print(f"{args.article_id} already has that phrasing; nothing changed.")
+    return 0
+
+
+def _kb_tune(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from kb_index import load_articles
+    from kb_index.tuning import tune_encoder
+
+    kb = build_knowledge_base(settings)
+    articles = load_articles(args.source or settings.kb.source)
+    output = args.output or settings.app.data_dir / "models" / f"tuned-{datetime.now():%Y%m%d-%H%M%S}"
+    progress = _Progress()
+    report = tune_encoder(
+        kb.encoder,
+        articles,
+        output,
+        learned=kb.learned.all(),
+        options=TuningOptions(epochs=args.epochs),
+        progress=lambda step, steps: progress("tuning", step, steps),
+    )
+    print(f"Tuned model saved to {report.folder} ({report.articles} articles, {report.epochs} epochs, "
+          f"{report.seconds:.0f} s).")
+    print(f"To use it: set KB_MODEL={report.folder}, run 'zabota kb reindex', and choose thresholds for it")
+    print("with 'zabota kb eval --calibrate-on QUESTIONS' on questions of your own customers.")
     return 0
 
 
@@ -253,33 +307,19 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- demo
+# ---------------------------------------------------------------- running the bot
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import run_bot
+
+    return asyncio.run(run_bot(settings, webhook=args.webhook))
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    kb = build_knowledge_base(settings)
-    if kb.store.current_version() is None or kb.index.manifest.data.get("source") != str(settings.kb.source):
-        print(f"Indexing the knowledge base {settings.kb.source} ...", file=sys.stderr)
-        _print_summary(kb.reindex(settings.kb.source, progress=_Progress()), as_json=False)
-    interactive = sys.stdin.isatty()
-    if interactive:
-        print("Ask a question (Ctrl-D to quit).")
-    while True:
-        try:
-            line = input("> " if interactive else "")
-        except EOFError:
-            break
-        if not line.strip():
-            continue
-        if not interactive:
-            print(f"> {line}")
-        result = kb.search(line)
-        _print_result(result)
-        if result.best is not None and result.decision.value == "answer":
-            print()
-            print(kb.article(result.best.article_id, result.best.lang).answer)
-        print()
-    return 0
+    from bot.runner import run_demo
+
+    return asyncio.run(run_demo(settings, lang=args.lang, agent=not args.no_agent))
 
 
 if __name__ == "__main__":  # pragma: no cover

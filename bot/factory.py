@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
-from kb_index import DecisionThresholds, EmbeddingCache, Encoder, IndexStore, KnowledgeBase, ScoringWeights
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from redis.asyncio import Redis
+
+import handoff
+from handoff import HandoffDesk, Ticket, WorkingHours
+from handoff.handlers import build_agents_router, build_refusals_router
+from handoff.monitor import QueueMonitor
+from handoff.relay import Relay
+from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
+from intents import IntentClassifier, default_examples
+from kb_index import BuildOptions, DecisionThresholds, EmbeddingCache, Encoder, IndexStore, KnowledgeBase, ScoringWeights
+
+from bot.conversation import ConversationLog, DialogStates
+from bot.customer_handoff import CustomerHandoff
+from bot.dialog import CustomerDialog
+from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
+from bot.redis_server import EmbeddedRedis, connect_redis
+from bot.routers import customers
+from bot.sender import TelegramPacer
 from bot.settings import Settings
+from bot.texts import Texts
 
-__all__ = ["build_encoder", "build_knowledge_base", "thresholds_from"]
+__all__ = [
+    "Application",
+    "build_application",
+    "build_bot",
+    "build_encoder",
+    "build_knowledge_base",
+    "build_options_from",
+    "ensure_index",
+    "thresholds_from",
+    "weights_from",
+]
+
+log = logging.getLogger(__name__)
 
 
 def build_encoder(settings: Settings) -> Encoder:
@@ -20,13 +58,221 @@ def thresholds_from(settings: Settings) -> DecisionThresholds:
     )
 
 
+def weights_from(settings: Settings) -> ScoringWeights:
+    kb = settings.kb
+    return ScoringWeights(
+        answer_weight=kb.answer_weight, lexical_weight=kb.lexical_weight, classifier_weight=kb.classifier_weight
+    )
+
+
+def build_options_from(settings: Settings) -> BuildOptions:
+    kb = settings.kb
+    return BuildOptions(
+        approximate_above=kb.approximate_above,
+        classifier_min_phrasings=kb.classifier_min_phrasings,
+        classifier_max_articles=kb.classifier_max_articles,
+    )
+
+
 def build_knowledge_base(settings: Settings, encoder: Encoder | None = None) -> KnowledgeBase:
     return KnowledgeBase(
         IndexStore(settings.kb_dir),
         encoder or build_encoder(settings),
         thresholds_from(settings),
-        weights=ScoringWeights(answer_weight=settings.kb.answer_weight),
-        approximate_above=settings.kb.approximate_above,
+        weights=weights_from(settings),
+        build_options=build_options_from(settings),
         default_lang=settings.kb.default_lang,
         cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"),
+    )
+
+
+# ---------------------------------------------------------------------------- the Telegram application
+
+
+@dataclass
+class Application:
+    """Everything the running bot is made of; built by ``build_application``, closed by ``close``."""
+
+    settings: Settings
+    redis: Redis
+    embedded_redis: EmbeddedRedis | None
+    bot: Bot
+    dispatcher: Dispatcher
+    kb: KnowledgeBase
+    intents: IntentClassifier
+    texts: Texts
+    agent_texts: Texts
+    dialog: CustomerDialog
+    desk: HandoffDesk
+    relay: Relay
+    workspace: AgentWorkspace
+    monitor: QueueMonitor
+    update_once: UpdateOnce
+    pacer: TelegramPacer
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start_background(self) -> None:
+        """The relay worker and the queue monitor, owned here and cancelled by ``close``."""
+        for name, job in (("relay", self.relay.run(self._stop)), ("queue-monitor", self.monitor.run(self._stop))):
+            task = asyncio.create_task(job, name=name)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.relay.step_down()
+        await self.kb.close()
+        await self.bot.session.close()
+        await self.redis.aclose()
+        if self.embedded_redis is not None:
+            await self.embedded_redis.stop()
+
+
+async def _relayed_or_staff(user_id: int, directory: AgentDirectory, desk: HandoffDesk) -> bool:
+    """Flood control is for the bot's own answers: agents, and customers talking with a person, are exempt."""
+    return await directory.is_staff(user_id) or await desk.open_ticket_of(user_id) is not None
+
+
+def build_bot(settings: Settings, *, token: str | None = None, pacer: TelegramPacer | None = None) -> Bot:
+    token = token or settings.telegram.bot_token.get_secret_value()
+    if not token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather), or run 'zabota demo'.")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base.rstrip("/")))
+    if pacer is not None:
+        session.middleware(pacer)
+    return Bot(token, session=session)
+
+
+def ensure_index(kb: KnowledgeBase, settings: Settings) -> None:
+    """On a first start there is no index yet: build one from KB_SOURCE."""
+    if kb.store.current_version() is None:
+        log.info("no knowledge-base index yet: building one from %s", settings.kb.source)
+        kb.reindex(settings.kb.source)
+
+
+async def build_application(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    token: str | None = None,
+    redis: Redis | None = None,
+) -> Application:
+    """Settings in, a ready application out: Redis, the encoder, the index, the services, the dispatcher."""
+    embedded = None
+    if redis is None:
+        redis, embedded = await connect_redis(settings.redis.url, settings.app.data_dir)
+    encoder = encoder or build_encoder(settings)
+    kb = build_knowledge_base(settings, encoder)
+    await asyncio.to_thread(ensure_index, kb, settings)
+    intent_classifier = await asyncio.to_thread(
+        IntentClassifier.load_or_train,
+        settings.app.data_dir / "intents",
+        encoder,
+        default_examples(),
+        cache=kb.cache,
+    )
+    default_lang = settings.kb.default_lang
+    texts = Texts.load(Path(__file__).parent / "locales", default_lang)
+    agent_texts = Texts.load(Path(handoff.__file__).parent / "locales", default_lang)
+    retention = timedelta(days=settings.dialog.conversation_retention_days)
+    conversation_log = ConversationLog(redis, retention)
+    states = DialogStates(redis, retention)
+    hs = settings.handoff
+    hours = WorkingHours.parse(hs.working_hours, hs.timezone)
+    desk = HandoffDesk(
+        redis, max_tickets_per_agent=hs.max_tickets_per_agent, default_wait=hs.default_wait_minutes * 60
+    )
+    pacer = TelegramPacer()
+    bot = build_bot(settings, token=token, pacer=pacer)
+    directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
+    customer_handoff = CustomerHandoff(desk, texts, hours)
+    workspace_ref: list[AgentWorkspace] = []
+
+    async def waiting_message(ticket: Ticket) -> None:
+        await customer_handoff.acknowledge_waiting(ticket, relay)
+
+    async def closed_by_customer(ticket: Ticket) -> None:
+        await workspace_ref[0].closed_by_customer(ticket)
+
+    relay = Relay(
+        redis,
+        desk,
+        bot,
+        header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
+        on_waiting_message=waiting_message,
+        on_customer_closed=closed_by_customer,
+    )
+    workspace = AgentWorkspace(
+        redis,
+        desk,
+        relay,
+        bot,
+        directory,
+        agent_texts,
+        texts,
+        canned=load_canned(hs.canned_replies_dir, default_lang),
+        article_title=lambda article_id, lang: kb.article(article_id, lang).title,
+    )
+    workspace_ref.append(workspace)
+    customer_handoff.announce = workspace.announce
+    monitor = QueueMonitor(
+        redis,
+        workspace,
+        agents_chat_id=hs.agents_chat_id,
+        supervisor_ids=hs.supervisor_ids,
+        wait_alert_seconds=hs.wait_alert_minutes * 60,
+        silence_seconds=hs.customer_silence_minutes * 60,
+        board_lang=default_lang,
+    )
+    dialog = CustomerDialog(
+        kb, intent_classifier, texts, conversation_log, states, customer_handoff, default_lang=default_lang
+    )
+    update_once = UpdateOnce(redis)
+    dispatcher = Dispatcher(
+        dialog=dialog,
+        desk=desk,
+        relay=relay,
+        workspace=workspace,
+        directory=directory,
+        customer_handoff=customer_handoff,
+        kb=kb,
+        texts=texts,
+        agent_texts=agent_texts,
+    )
+    dispatcher.update.outer_middleware(ChatSequencer())
+    dispatcher.update.outer_middleware(update_once)
+    customers_router = customers.build_router()
+    customers_router.message.outer_middleware(
+        FloodControl(
+            redis,
+            conversation_log,
+            texts,
+            limit=settings.dialog.flood_limit,
+            window=settings.dialog.flood_window_seconds,
+            exempt=lambda user_id: _relayed_or_staff(user_id, directory, desk),
+        )
+    )
+    dispatcher.include_routers(build_agents_router(), build_refusals_router(), customers_router)
+    return Application(
+        settings=settings,
+        redis=redis,
+        embedded_redis=embedded,
+        bot=bot,
+        dispatcher=dispatcher,
+        kb=kb,
+        intents=intent_classifier,
+        texts=texts,
+        agent_texts=agent_texts,
+        dialog=dialog,
+        desk=desk,
+        relay=relay,
+        workspace=workspace,
+        monitor=monitor,
+        update_once=update_once,
+        pacer=pacer,
     )

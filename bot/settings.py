@@ -7,11 +7,21 @@ this module reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["AppSettings", "KbSettings", "RedisSettings", "Settings", "TelegramSettings", "SAMPLE_KB"]
+__all__ = [
+    "AppSettings",
+    "DialogSettings",
+    "HandoffSettings",
+    "KbSettings",
+    "RedisSettings",
+    "SAMPLE_KB",
+    "Settings",
+    "TelegramSettings",
+]
 
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "kb_index" / "sample_kb"
 
@@ -43,12 +53,22 @@ class KbSettings(BaseSettings):
     )
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")
     # Defaults chosen on validation data; see the README, "How the thresholds were chosen".
-    answer_threshold: float = Field(0.86, ge=0.0, le=1.0)
-    clarify_threshold: float = Field(0.80, ge=0.0, le=1.0)
+    answer_threshold: float = Field(0.81, ge=0.0, le=1.0)
+    clarify_threshold: float = Field(0.72, ge=0.0, le=1.0)
     ambiguity_margin: float = Field(0.0, ge=0.0, le=1.0)
     answer_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of the answer text in an article's score.")
+    lexical_weight: float = Field(
+        0.02, ge=0.0, le=1.0, description="Weight of the BM25 (stemmed words) score added to the dense score."
+    )
     approximate_above: int = Field(
         20_000, ge=0, description="Articles above which FAISS uses an approximate (IVF) index instead of exact search."
+    )
+    classifier_min_phrasings: float = Field(
+        4.0, ge=0.0, description="Mean phrasings per article from which an article classifier is trained (0: never)."
+    )
+    classifier_max_articles: int = Field(5_000, ge=0, description="No article classifier above this many articles.")
+    classifier_weight: float = Field(
+        0.25, ge=0.0, le=1.0, description="Score an article loses as the classifier's probability for it falls to 0."
     )
     batch_size: int = Field(32, ge=1)
 
@@ -59,6 +79,64 @@ class KbSettings(BaseSettings):
         return self
 
 
+def _ids(value: object) -> object:
+    """'1, 2,3' or '[1, 2, 3]' or a list: Telegram user ids."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+UserIds = Annotated[list[int], NoDecode, BeforeValidator(_ids)]
+
+
+class DialogSettings(BaseSettings):
+    """BOT_*: the customer dialog: conversation log retention and flood control."""
+
+    model_config = _config("BOT_")
+
+    conversation_retention_days: int = Field(90, ge=1, description="How long conversation logs are kept.")
+    flood_limit: int = Field(6, ge=1, description="Messages a customer may send per flood window before 'one moment'.")
+    flood_window_seconds: int = Field(10, ge=1)
+
+
+class HandoffSettings(BaseSettings):
+    """HANDOFF_*: who the agents are, working hours, and how the queue behaves."""
+
+    model_config = _config("HANDOFF_")
+
+    agent_ids: UserIds = Field(default_factory=list, description="Telegram user ids of agents (comma-separated).")
+    supervisor_ids: UserIds = Field(default_factory=list, description="Supervisors: agents who also get alerts.")
+    admin_ids: UserIds = Field(default_factory=list, description="Admins: reindex, agents, stats.")
+    working_hours: str = Field("Mon-Sun 09:00-21:00", description="e.g. 'Mon-Fri 09:00-18:00; Sat 10:00-16:00'.")
+    timezone: str = Field("Europe/Moscow", description="Time zone of the working hours (IANA name).")
+    max_tickets_per_agent: int = Field(3, ge=1)
+    default_wait_minutes: float = Field(10.0, gt=0, description="Wait estimate before there is any history.")
+    agents_chat_id: int | None = Field(None, description="Optional agents' group for the queue board.")
+    wait_alert_minutes: float = Field(15.0, gt=0, description="Supervisors are alerted when a ticket waits longer.")
+    customer_silence_minutes: float = Field(30.0, gt=0, description="A ticket closes when the customer is silent this long.")
+    canned_replies_dir: Path | None = Field(None, description="Folder of canned replies (ru.yml, uk.yml, en.yml).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"HANDOFF_TIMEZONE {value!r} is not a known time zone such as Europe/Moscow") from exc
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        from handoff.hours import WorkingHours
+
+        WorkingHours.parse(value, "UTC")
+        return value
+
+
 class TelegramSettings(BaseSettings):
     """TELEGRAM_*: the bot's token and the Bot API server it talks to."""
 
@@ -66,6 +144,11 @@ class TelegramSettings(BaseSettings):
 
     bot_token: SecretStr = SecretStr("")
     api_base: str = Field("https://api.telegram.org", description="Bot API server URL (a local server or emulator).")
+    webhook_url: str = Field("", description="Public HTTPS URL Telegram posts updates to (webhook mode).")
+    webhook_secret: SecretStr = Field(SecretStr(""), description="Checked in X-Telegram-Bot-Api-Secret-Token.")
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 8080
+    webhook_path: str = "/telegram/webhook"
 
 
 class RedisSettings(BaseSettings):
@@ -92,11 +175,15 @@ class Settings:
         kb: KbSettings | None = None,
         telegram: TelegramSettings | None = None,
         redis: RedisSettings | None = None,
+        dialog: DialogSettings | None = None,
+        handoff: HandoffSettings | None = None,
     ) -> None:
         self.app = app or AppSettings()
         self.kb = kb or KbSettings()
         self.telegram = telegram or TelegramSettings()
         self.redis = redis or RedisSettings()
+        self.dialog = dialog or DialogSettings()
+        self.handoff = handoff or HandoffSettings()
 
     @property
     def cache_dir(self) -> Path:

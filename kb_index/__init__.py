@@ -4,7 +4,7 @@ A plain library: no Telegram, no Redis. The bot, the CLI and the Rasa actions us
 """
 
 from kb_index.articles import Article, SourceLocation
-from kb_index.builder import ReindexSummary
+from kb_index.builder import BuildOptions, ReindexSummary
 from kb_index.decision import ArticleMatch, Decision, DecisionThresholds, SearchResult
 from kb_index.embedding_cache import EmbeddingCache
 from kb_index.encoder import DEFAULT_MODEL, Encoder
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "Article",
     "ArticleMatch",
+    "BuildOptions",
     "Decision",
     "DecisionThresholds",
     "EmbeddingCache",

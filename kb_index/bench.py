@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kb_index.articles import Article
+from kb_index.builder import BuildOptions
 from kb_index.decision import DecisionThresholds
 from kb_index.embedding_cache import EmbeddingCache
 from kb_index.encoder import Encoder
@@ -111,7 +112,7 @@ def run_size(
         store,
         encoder,
         DecisionThresholds(answer=0.86, clarify=0.80),
-        approximate_above=approximate_above,
+        build_options=BuildOptions(approximate_above=approximate_above),
         cache=cache,
     )
     result: dict[str, object] = {"articles": size, "article_versions": len(articles)}

@@ -17,17 +17,28 @@ import faiss
 import numpy as np
 
 from kb_index.articles import Article
+from kb_index.classifier import ArticleClassifier
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
 from kb_index.errors import IndexUnavailableError
 from kb_index.index import EntryKind
 from kb_index.learned import LearnedPhrasing
+from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 
-__all__ = ["BuildProgress", "ReindexSummary", "build_version"]
+__all__ = ["BuildOptions", "BuildProgress", "ReindexSummary", "build_version"]
 
 BuildProgress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a version is built (see KB_* settings)."""
+
+    approximate_above: int = 20_000  # articles above which FAISS search is approximate (IVF)
+    classifier_min_phrasings: float = 4.0  # mean phrasings per article needed for the article classifier (0: never)
+    classifier_max_articles: int = 5_000  # above this the classifier would take too long to train
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class ReindexSummary:
     learned: int = 0
     learned_orphaned: int = 0  # learned phrasings whose article no longer exists
     index_kind: str = "flat"
+    classifier: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
@@ -59,7 +71,7 @@ def build_version(
     learned: Sequence[LearnedPhrasing] = (),
     *,
     cache: EmbeddingCache | None = None,
-    approximate_above: int = 20_000,
+    options: BuildOptions = BuildOptions(),
     source: str = "",
     progress: BuildProgress | None = None,
 ) -> ReindexSummary:
@@ -73,6 +85,7 @@ def build_version(
     texts: list[str] = []
     entry_article: list[int] = []
     entry_kind: list[int] = []
+    lexical_documents: list[list[str]] = [[] for _ in groups]
 
     def add(group: int, kind: EntryKind, text: str, *, question_like: bool = True) -> None:
         clean = normalize_text(text, strip_pleasantries=question_like)
@@ -80,6 +93,7 @@ def build_version(
             texts.append(clean)
             entry_article.append(group)
             entry_kind.append(int(kind))
+            lexical_documents[group].append(clean)
 
     learned_by_article: dict[str, list[LearnedPhrasing]] = {}
     for phrasing in usable_learned:
@@ -101,7 +115,10 @@ def build_version(
     vectors, encoded = encode_cached(encoder, cache, texts, "document", encode_progress)
     if progress:
         progress("indexing", 0, 1)
-    faiss_index, index_info = _build_faiss(vectors, len(groups), approximate_above)
+    faiss_index, index_info = _build_faiss(vectors, len(groups), options.approximate_above)
+    lexical = LexicalIndex.build(["\n".join(parts) for parts in lexical_documents])
+    classifier, classifier_encoded = _train_classifier(encoder, cache, texts, entry_article, entry_kind, len(groups), options)
+    encoded += classifier_encoded
 
     previous = _previous_fingerprints(store)
     current = {_key(a): a.fingerprint for a in articles}
@@ -121,6 +138,9 @@ def build_version(
         )
         np.save(folder / "vectors.npy", vectors)
         faiss.write_index(faiss_index, str(folder / "index.faiss"))
+        lexical.save(folder)
+        if classifier is not None:
+            classifier.save(folder)
         manifest = store.commit(
             folder,
             {
@@ -135,6 +155,7 @@ def build_version(
                     "languages": languages,
                 },
                 "index": index_info,
+                "classifier": classifier is not None,
                 "article_fingerprints": current,
             },
         )
@@ -153,8 +174,33 @@ def build_version(
         learned=len(usable_learned),
         learned_orphaned=len(learned) - len(usable_learned),
         index_kind=str(index_info["kind"]),
+        classifier=classifier is not None,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _train_classifier(
+    encoder: Encoder,
+    cache: EmbeddingCache | None,
+    texts: list[str],
+    entry_article: list[int],
+    entry_kind: list[int],
+    articles: int,
+    options: BuildOptions,
+) -> tuple[ArticleClassifier | None, int]:
+    """The article classifier when the articles have enough phrasings to learn from, and texts newly encoded."""
+    rows = [i for i, kind in enumerate(entry_kind) if kind != EntryKind.ANSWER]
+    if (
+        options.classifier_min_phrasings <= 0
+        or articles < 2
+        or articles > options.classifier_max_articles
+        or len(rows) < options.classifier_min_phrasings * articles
+    ):
+        return None, 0
+    # Trained on the phrasings encoded as questions, the role the customers' questions are encoded in.
+    vectors, encoded = encode_cached(encoder, cache, [texts[i] for i in rows], "query")
+    labels = np.asarray([entry_article[i] for i in rows], dtype=np.int64)
+    return ArticleClassifier.train(vectors, labels, articles), encoded
 
 
 def _key(article: Article) -> str:

@@ -69,11 +69,16 @@ class SearchResult:
         }
 
 
-def decide(scores: list[float], thresholds: DecisionThresholds) -> tuple[Decision, float]:
-    """The decision for article scores sorted best first, and the confidence it rests on."""
+def decide(
+    scores: list[float], thresholds: DecisionThresholds, confidence: float | None = None
+) -> tuple[Decision, float]:
+    """The decision for article scores sorted best first, and the confidence it rests on.
+
+    ``confidence`` defaults to the best score.
+    """
     if not scores:
         return Decision.HANDOFF, 0.0
-    confidence = max(0.0, min(1.0, scores[0]))
+    confidence = max(0.0, min(1.0, scores[0] if confidence is None else confidence))
     if confidence < thresholds.clarify:
         return Decision.HANDOFF, confidence
     if confidence < thresholds.answer:

@@ -12,7 +12,7 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +21,14 @@ from kb_index.decision import Decision, DecisionThresholds, decide
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
 from kb_index.errors import KbSourceError, SourceProblem
-from kb_index.builder import build_version
+from kb_index.articles import Article
+from kb_index.builder import BuildOptions, build_version
 from kb_index.index import KbIndex, ScoringWeights
 from kb_index.learned import LearnedPhrasing
 from kb_index.sources import load_articles
 from kb_index.store import IndexStore
 from kb_index.text import normalize_text
+from kb_index.tuning import TuningOptions, tune_encoder
 
 __all__ = [
     "EvalOptions",
@@ -73,6 +75,7 @@ class Outcome:
 
     ranking: tuple[str, ...]
     scores: tuple[float, ...]
+    confidence: float | None = None  # defaults to the best score
 
 
 def load_queries(path: Path) -> list[EvalQuery]:
@@ -116,8 +119,10 @@ def run_queries(
     vectors, _ = encode_cached(encoder, cache, [normalized[i] for i in present], "query")
     outcomes = [Outcome((), ())] * len(queries)
     for row, i in enumerate(present):
-        scored = index.score(vectors[row], weights, RANK_DEPTH)
-        outcomes[i] = Outcome(tuple(a for a, _ in scored), tuple(s for _, s in scored))
+        ranking = index.score(vectors[row], weights, RANK_DEPTH, normalized[i])
+        outcomes[i] = Outcome(
+            tuple(a for a, _ in ranking.matches), tuple(s for _, s in ranking.matches), ranking.confidence
+        )
     return outcomes
 
 
@@ -160,7 +165,7 @@ def _metrics(
     decisions: list[Decision] = []
     confidences: list[float] = []
     for outcome, levels in zip(outcomes, per_query):
-        decision, confidence = decide(list(outcome.scores), levels)
+        decision, confidence = decide(list(outcome.scores), levels, outcome.confidence)
         decisions.append(decision)
         confidences.append(confidence)
 
@@ -289,7 +294,8 @@ class EvalOptions:
     cv_folds: int = 0  # or: thresholds chosen by cross-validation over the queries themselves
     learn_folds: int = 0  # the other folds' questions become learned phrasings of their articles
     answer_precision: float = 0.85
-    approximate_above: int = 20_000
+    build: BuildOptions = BuildOptions()
+    tuning: TuningOptions | None = None  # adapt the encoder to the knowledge base first (and to learned phrasings)
 
 
 def evaluate(
@@ -304,9 +310,12 @@ def evaluate(
     """Build an index of ``kb_path`` in ``workdir``, search every query, and return the metrics."""
     articles = load_articles(kb_path)
     queries = load_queries(queries_path)
+    base_encoder = encoder
+    if options.tuning is not None:
+        encoder = _tuned(base_encoder, articles, (), options.tuning, workdir / "tuned")
     base_store = IndexStore(workdir / "index")
     build_version(
-        base_store, encoder, articles, cache=cache, approximate_above=options.approximate_above, source=str(kb_path)
+        base_store, encoder, articles, cache=cache, options=options.build, source=str(kb_path)
     )
     index = KbIndex.load(base_store)
     known = set(index.article_ids)
@@ -320,10 +329,15 @@ def evaluate(
                 for i, q in enumerate(queries)
                 if i not in in_fold and q.in_scope and q.expected[0] in known
             ]
+            fold_encoder = encoder
+            if options.tuning is not None:
+                fold_encoder = _tuned(base_encoder, articles, learned, options.tuning, workdir / f"tuned-fold-{k}")
             store = IndexStore(workdir / f"learn-fold-{k}")
-            build_version(store, encoder, articles, learned, cache=cache, approximate_above=options.approximate_above)
+            build_version(
+                store, fold_encoder, articles, learned, cache=cache, options=options.build
+            )
             fold_outcomes = run_queries(
-                encoder, KbIndex.load(store), options.weights, [queries[i] for i in fold], cache
+                fold_encoder, KbIndex.load(store), options.weights, [queries[i] for i in fold], cache
             )
             for i, outcome in zip(fold, fold_outcomes):
                 outcomes[i] = outcome
@@ -364,9 +378,24 @@ def evaluate(
         "articles": len(index),
         "model": encoder.model_id,
         "answer_weight": options.weights.answer_weight,
+        "lexical_weight": options.weights.lexical_weight,
+        "classifier_weight": options.weights.classifier_weight,
+        "classifier": bool(index.manifest.data.get("classifier")),
         "learn_folds": options.learn_folds,
+        "tuning": asdict(options.tuning) if options.tuning else None,
     }
     return result
+
+
+def _tuned(
+    encoder: Encoder,
+    articles: Sequence[Article],
+    learned: Sequence[LearnedPhrasing],
+    options: TuningOptions,
+    folder: Path,
+) -> Encoder:
+    tune_encoder(encoder, articles, folder, learned=learned, options=options)
+    return Encoder.load(str(folder), folder.parent, batch_size=encoder.batch_size)
 
 
 def _thresholds_dict(levels: DecisionThresholds) -> dict[str, float]:

@@ -16,10 +16,12 @@ import faiss
 import numpy as np
 
 from kb_index.articles import Article, SourceLocation
+from kb_index.classifier import ArticleClassifier
 from kb_index.errors import IndexUnavailableError, UnknownArticleError
+from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
 
-__all__ = ["EntryKind", "KbIndex", "ScoringWeights"]
+__all__ = ["EntryKind", "KbIndex", "Ranking", "ScoringWeights"]
 
 
 class EntryKind(IntEnum):
@@ -34,7 +36,20 @@ class ScoringWeights:
     """How an article's vectors combine into its score."""
 
     answer_weight: float = 0.3  # share of the answer's similarity; the rest is the best phrasing's
+    lexical_weight: float = 0.02  # weight of the BM25 score, scaled to the best article's (0: dense only)
     candidates: int = 64  # nearest vectors fetched from FAISS before articles are scored
+    lexical_candidates: int = 10  # best BM25 articles added to the candidates
+    # Where the version has an article classifier: an article loses up to this much score as the classifier's
+    # probability for it falls from 1 to 0, so a confident classifier leaves the similarity scale unchanged.
+    classifier_weight: float = 0.25
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Articles for one question, best first, and how confident the search is that the question is covered."""
+
+    matches: list[tuple[str, float]]
+    confidence: float
 
 
 class KbIndex:
@@ -48,6 +63,8 @@ class KbIndex:
         entry_kind: np.ndarray,
         vectors: np.ndarray,
         faiss_index: faiss.Index,
+        lexical: LexicalIndex | None = None,
+        classifier: ArticleClassifier | None = None,
     ) -> None:
         self.manifest = manifest
         self.version = manifest.version
@@ -59,6 +76,8 @@ class KbIndex:
         self._entry_kind = entry_kind
         self._vectors = vectors
         self._faiss = faiss_index
+        self._lexical = lexical
+        self._classifier = classifier
         # Entries are stored grouped by article, so each article's vectors are one contiguous range.
         counts = np.bincount(entry_article, minlength=len(self.article_ids))
         self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -79,7 +98,10 @@ class KbIndex:
         index = faiss.read_index(str(folder / "index.faiss"))
         if hasattr(index, "nprobe"):
             index.nprobe = int(manifest.data.get("index", {}).get("nprobe", 16))
-        return cls(manifest, articles, entry_article, entry_kind, vectors, index)
+        lexical = LexicalIndex.load(folder) if (folder / LexicalIndex.FILES[0]).is_file() else None
+        return cls(
+            manifest, articles, entry_article, entry_kind, vectors, index, lexical, ArticleClassifier.load(folder)
+        )
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -102,18 +124,50 @@ class KbIndex:
                 return versions[candidate]
         return next(iter(versions.values()))
 
-    def score(self, query: np.ndarray, weights: ScoringWeights, limit: int) -> list[tuple[str, float]]:
-        """The best ``limit`` articles for one query vector, each with its score, best first."""
+    def score(self, query: np.ndarray, weights: ScoringWeights, limit: int, text: str = "") -> Ranking:
+        """The best ``limit`` articles for a question (its vector and its normalised text), best first.
+
+        An article's score is its best similarity (phrasings and answer blended), plus the BM25 score scaled to
+        the best article's, minus a penalty as the article classifier's probability for it falls. The
+        confidence is the best score, except that the classifier's penalty uses the probability of the best
+        three articles together: two near-identical articles that share the probability are a choice to
+        offer, not a sign that the question is out of scope.
+        """
         if not self.article_ids:
-            return []
+            return Ranking([], 0.0)
         k = min(weights.candidates, self._faiss.ntotal)
         _, found = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
-        groups = np.unique(self._entry_article[found[0][found[0] >= 0]])
+        groups = self._entry_article[found[0][found[0] >= 0]]
+        lexical = None
+        if self._lexical is not None and weights.lexical_weight > 0 and text:
+            lexical = self._lexical.scores(text)
+            best = float(lexical.max())
+            if best > 0:
+                lexical /= best
+                top = np.argpartition(-lexical, min(weights.lexical_candidates, lexical.size - 1))
+                top = top[: weights.lexical_candidates]
+                groups = np.concatenate([groups, top[lexical[top] > 0]])
+            else:
+                lexical = None
+        probabilities = None
+        if self._classifier is not None and weights.classifier_weight > 0:
+            probabilities = self._classifier.probabilities(query)
+            groups = np.concatenate([groups, np.argsort(-probabilities)[:5]])
+        groups = np.unique(groups)
         if groups.size == 0:
-            return []
+            return Ranking([], 0.0)
         scores = self.score_articles(query, groups, weights)
+        if lexical is not None:
+            scores = scores + weights.lexical_weight * lexical[groups]
+        confidence_offset = 0.0
+        if probabilities is not None:
+            p = probabilities[groups]
+            scores = scores - weights.classifier_weight * (1.0 - p)
+            top3 = np.argsort(-scores)[:3]
+            confidence_offset = weights.classifier_weight * (min(1.0, float(p[top3].sum())) - float(p[top3[0]]))
         order = np.argsort(-scores)[:limit]
-        return [(self.article_ids[groups[i]], float(scores[i])) for i in order]
+        matches = [(self.article_ids[groups[i]], float(scores[i])) for i in order]
+        return Ranking(matches, float(scores[order[0]]) + confidence_offset)
 
     def score_articles(self, query: np.ndarray, groups: np.ndarray, weights: ScoringWeights) -> np.ndarray:
         """Scores of the articles numbered ``groups``, from every vector each of them has."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from kb_index.articles import Article
 from kb_index.batching import QueryBatcher
-from kb_index.builder import BuildProgress, ReindexSummary, build_version
+from kb_index.builder import BuildOptions, BuildProgress, ReindexSummary, build_version
 from kb_index.decision import ArticleMatch, Decision, DecisionThresholds, SearchResult, decide
 from kb_index.embedding_cache import EmbeddingCache
 from kb_index.encoder import Encoder
@@ -43,7 +43,7 @@ class KnowledgeBase:
         thresholds: DecisionThresholds,
         *,
         weights: ScoringWeights | None = None,
-        approximate_above: int = 20_000,
+        build_options: BuildOptions | None = None,
         default_lang: str = "",
         refresh_interval: float = 1.0,
         cache: EmbeddingCache | None = None,
@@ -52,7 +52,7 @@ class KnowledgeBase:
         self.encoder = encoder
         self.thresholds = thresholds
         self.weights = weights or ScoringWeights()
-        self.approximate_above = approximate_above
+        self.build_options = build_options or BuildOptions()
         self.default_lang = default_lang
         self.learned = LearnedPhrasings(store.learned_path)
         self.cache = cache
@@ -136,8 +136,9 @@ class KnowledgeBase:
         index: KbIndex | None = None,
     ) -> SearchResult:
         index = index or self.index
-        scored = index.score(vector, self.weights, max(limit, 2))
-        decision, confidence = decide([score for _, score in scored], self.thresholds)
+        ranking = index.score(vector, self.weights, max(limit, 2), normalized)
+        scored = ranking.matches
+        decision, confidence = decide([score for _, score in scored], self.thresholds, ranking.confidence)
         fallback = (self.default_lang,) if self.default_lang else ()
         matches = []
         for article_id, score in scored[:limit]:
@@ -181,7 +182,7 @@ class KnowledgeBase:
                 articles,
                 self.learned.all(),
                 cache=self.cache,
-                approximate_above=self.approximate_above,
+                options=self.build_options,
                 source=source,
                 progress=progress,
             )

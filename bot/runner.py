@@ -1,0 +1,115 @@
+"""Running the application: long polling, webhook mode, and the terminal demo against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.factory import Application, build_application
+from bot.settings import Settings
+
+__all__ = ["run_bot", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+DEMO_CUSTOMER_ID = 1001
+DEMO_AGENT_ID = 2001
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def webhook_app(app: Application) -> web.Application:
+    """The aiohttp application that receives Telegram's webhook calls (secret header checked)."""
+    telegram = app.settings.telegram
+    secret = telegram.webhook_secret.get_secret_value()
+    if not secret:
+        raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode: Telegram sends it back in a header.")
+    web_app = web.Application()
+    # Updates are handled before Telegram gets its 200: a process that dies mid-update gets it delivered again
+    # (and UpdateOnce makes sure nothing is done twice).
+    SimpleRequestHandler(app.dispatcher, app.bot, handle_in_background=False, secret_token=secret).register(
+        web_app, path=telegram.webhook_path
+    )
+    setup_application(web_app, app.dispatcher, bot=app.bot)
+    return web_app
+
+
+async def run_bot(settings: Settings, *, webhook: bool) -> int:
+    app = await build_application(settings)
+    app.start_background()
+    try:
+        if webhook:
+            telegram = settings.telegram
+            if not telegram.webhook_url:
+                raise ValueError("TELEGRAM_WEBHOOK_URL is not set: the public HTTPS address Telegram should call.")
+            runner = web.AppRunner(webhook_app(app))
+            await runner.setup()
+            await web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port).start()
+            await app.bot.set_webhook(
+                telegram.webhook_url.rstrip("/") + telegram.webhook_path,
+                secret_token=telegram.webhook_secret.get_secret_value(),
+                allowed_updates=app.dispatcher.resolve_used_update_types(),
+            )
+            log.info("webhook mode: listening on %s:%s", telegram.webhook_host, telegram.webhook_port)
+            await _until_signal()
+            await runner.cleanup()
+        else:
+            await app.bot.delete_webhook()
+            await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+    finally:
+        await app.close()
+    return 0
+
+
+async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) -> int:
+    """The real bot on embedded defaults, against the emulator, with the terminal as the customer's app."""
+    from bot.emulator import EmulatedUser, TelegramEmulator
+    from bot.terminal_chat import TerminalChat, read_lines
+
+    emulator = TelegramEmulator()
+    await emulator.start()
+    settings.telegram = settings.telegram.model_copy(update={"api_base": emulator.base_url})
+    if agent and DEMO_AGENT_ID not in settings.handoff.agent_ids:
+        settings.handoff = settings.handoff.model_copy(
+            update={"agent_ids": [*settings.handoff.agent_ids, DEMO_AGENT_ID], "working_hours": "24/7"}
+        )
+    print("Starting Zabota (first start prepares the model and the index: about a minute) ...", file=sys.stderr)
+    app = await build_application(settings, token=emulator.token)
+    app.start_background()
+    polling = asyncio.create_task(
+        app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1),
+        name="polling",
+    )
+    customer = EmulatedUser(id=DEMO_CUSTOMER_ID, first_name={"uk": "Олена", "en": "Anna"}.get(lang, "Анна"),
+                            language_code=lang)
+    operator = EmulatedUser(id=DEMO_AGENT_ID, first_name="Ольга", language_code="ru") if agent else None
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(
+            "You are a customer of the Polka shop in Telegram. Type a message; a number taps a button.\n"
+            + ("Lines starting with ':agent' are typed by the support agent (try ':agent /online').\n" if agent else "")
+            + "Ctrl-D quits.",
+            file=sys.stderr,
+        )
+    chat = TerminalChat(emulator, customer, operator, echo=not interactive)
+    try:
+        await chat.say("/start")
+        await chat.show_replies()
+        await chat.run(read_lines(sys.stdin, "> "))
+    finally:
+        await app.dispatcher.stop_polling()
+        await asyncio.gather(polling, return_exceptions=True)
+        await app.close()
+        await emulator.stop()
+    return 0

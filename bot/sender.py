@@ -1,0 +1,123 @@
+"""Outgoing messages that respect Telegram's limits, and retry when Telegram asks to wait.
+
+A request middleware of the bot's session: every sending method waits for a token from its chat's bucket
+(about one message a second per chat with a short burst, twenty a minute into a group) and from the bot's
+bucket (thirty a second in all); a 429 answer is retried after its ``retry_after``. A 403 (the user blocked
+the bot) is not retried: it is passed up for the caller to handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import Response, TelegramMethod
+
+__all__ = ["OutgoingLimits", "TelegramPacer"]
+
+log = logging.getLogger(__name__)
+
+# Methods that put a message into a chat (edits count too: Telegram limits them the same way).
+_SENDING = {
+    "sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendSticker", "sendLocation", "sendVideo",
+    "sendAudio", "sendAnimation", "sendMediaGroup", "copyMessage", "forwardMessage", "editMessageText",
+    "editMessageReplyMarkup", "editMessageCaption",
+}
+
+
+@dataclass(frozen=True)
+class OutgoingLimits:
+    per_chat_per_second: float = 1.0
+    per_chat_burst: int = 3
+    per_group_per_minute: int = 20
+    per_bot_per_second: float = 30.0
+    max_retries: int = 3
+
+
+class _Bucket:
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.updated = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until a token is free; takes it if it is free now."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class TelegramPacer(BaseRequestMiddleware):
+    """Paces sending methods per chat and per bot, and retries after 429."""
+
+    def __init__(
+        self,
+        limits: OutgoingLimits = OutgoingLimits(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._sleep = sleep
+        self._chats: dict[int | str, _Bucket] = {}
+        self._bot = _Bucket(limits.per_bot_per_second, limits.per_bot_per_second, clock())
+        self._lock = asyncio.Lock()
+        self.retries = 0  # 429 answers retried, for metrics and tests
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Any,
+        method: TelegramMethod[Any],
+    ) -> Response[Any]:
+        if method.__api_method__ in _SENDING:
+            await self._acquire(getattr(method, "chat_id", None))
+        for attempt in range(self.limits.max_retries + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt >= self.limits.max_retries:
+                    raise
+                self.retries += 1
+                log.warning("Telegram asked to wait %s s before %s; retrying", exc.retry_after, method.__api_method__)
+                await self._sleep(exc.retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acquire(self, chat_id: int | str | None) -> None:
+        while True:
+            async with self._lock:
+                now = self._clock()
+                wait = self._chat_bucket(chat_id, now).wait_time(now) if chat_id is not None else 0.0
+                if wait == 0.0:
+                    wait = self._bot.wait_time(now)
+                    if wait > 0:  # give the chat its token back; it waits for the bot-wide one
+                        self._chat_bucket(chat_id, now).tokens += 1 if chat_id is not None else 0
+                if wait == 0.0:
+                    return
+            await self._sleep(wait)
+
+    def _chat_bucket(self, chat_id: int | str, now: float) -> _Bucket:
+        bucket = self._chats.get(chat_id)
+        if bucket is None:
+            if len(self._chats) > 50_000:
+                self._chats = {k: b for k, b in self._chats.items() if b.tokens < b.capacity}
+            is_group = isinstance(chat_id, str) or int(chat_id) < 0
+            if is_group:
+                bucket = _Bucket(self.limits.per_group_per_minute / 60, 3, now)
+            else:
+                bucket = _Bucket(self.limits.per_chat_per_second, self.limits.per_chat_burst, now)
+            self._chats[chat_id] = bucket
+        return bucket

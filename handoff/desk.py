@@ -1,0 +1,381 @@
+"""The hand-off desk: tickets, the queue ordered by priority then waiting time, and who holds what.
+
+Everything lives in Redis, so it survives restarts and is shared by every bot process. Taking a ticket is one
+Lua script: of two agents who take the same ticket at the same moment, exactly one gets it and the other
+learns who has it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from handoff import keys
+from handoff.tickets import Outcome, Reason, Ticket, TicketRequest, TicketState
+
+__all__ = ["HandoffDesk", "OpenedTicket", "TakeResult", "TicketNotFound"]
+
+_PRIORITY_STEP = 1e12  # a priority level outweighs any waiting time
+
+
+class TicketNotFound(LookupError):
+    """No such ticket, or it is not in the state the operation needs."""
+
+
+@dataclass(frozen=True)
+class OpenedTicket:
+    ticket: Ticket
+    created: bool  # False: the customer already had an open ticket
+
+
+@dataclass(frozen=True)
+class TakeResult:
+    ok: bool
+    ticket: Ticket | None
+    holder_id: int = 0  # when not ok: who has it
+    holder_name: str = ""
+    reason: str = ""  # "taken", "closed", "missing", "full"
+
+
+_TAKE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', '', ''} end
+if state ~= 'waiting' then
+  return {state == 'closed' and 'closed' or 'taken',
+          redis.call('HGET', KEYS[1], 'agent_id') or '', redis.call('HGET', KEYS[1], 'agent_name') or ''}
+end
+if tonumber(ARGV[5]) > 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'full', '', ''} end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'assigned', 'agent_id', ARGV[2], 'agent_name', ARGV[3], 'taken_at', ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[1])
+local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or ARGV[4])
+redis.call('LPUSH', KEYS[4], tostring(tonumber(ARGV[4]) - since))
+redis.call('LTRIM', KEYS[4], 0, 49)
+return {'ok', ARGV[2], ARGV[3]}
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'assigned' then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'agent_id') ~= ARGV[2] then return 0 end
+local agent = redis.call('HGET', KEYS[1], 'agent_id')
+redis.call('SREM', ARGV[3] .. agent .. ':tickets', ARGV[1])
+if redis.call('GET', ARGV[3] .. agent .. ':active') == ARGV[1] then redis.call('DEL', ARGV[3] .. agent .. ':active') end
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'agent_id', '0', 'agent_name', '', 'previous_agent', agent)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+"""
+
+_CLOSE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'closed' then return 0 end
+local agent = redis.call('HGET', KEYS[1], 'agent_id') or '0'
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', ARGV[5] .. agent .. ':tickets', ARGV[1])
+if redis.call('GET', ARGV[5] .. agent .. ':active') == ARGV[1] then redis.call('DEL', ARGV[5] .. agent .. ':active') end
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'outcome', ARGV[3], 'closed_by', ARGV[4])
+return 1
+"""
+
+_TRANSFER = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'assigned' then return 0 end
+local from = redis.call('HGET', KEYS[1], 'agent_id')
+if ARGV[2] ~= '' and from ~= ARGV[2] then return 0 end
+redis.call('SREM', ARGV[5] .. from .. ':tickets', ARGV[1])
+if redis.call('GET', ARGV[5] .. from .. ':active') == ARGV[1] then redis.call('DEL', ARGV[5] .. from .. ':active') end
+redis.call('SADD', ARGV[5] .. ARGV[3] .. ':tickets', ARGV[1])
+redis.call('HSET', KEYS[1], 'agent_id', ARGV[3], 'agent_name', ARGV[4], 'previous_agent', from)
+return 1
+"""
+
+
+class HandoffDesk:
+    """Tickets and the queue, in Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        max_tickets_per_agent: int = 3,
+        default_wait: float = 600.0,
+        repeat_window: float = 7 * 24 * 3600,
+        context_ttl: float = 90 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self.max_tickets_per_agent = max_tickets_per_agent
+        self.default_wait = default_wait
+        self.repeat_window = repeat_window
+        self._context_ttl = int(context_ttl)
+        self._clock = clock
+        self._take = redis.register_script(_TAKE)
+        self._release = redis.register_script(_RELEASE)
+        self._close = redis.register_script(_CLOSE)
+        self._transfer = redis.register_script(_TRANSFER)
+
+    # ------------------------------------------------------------------ customers
+
+    async def open(self, request: TicketRequest) -> OpenedTicket:
+        """The customer's open ticket, or a new one at the back of his priority level."""
+        existing = await self.open_ticket_of(request.chat_id)
+        if existing is not None:
+            return OpenedTicket(existing, created=False)
+        number = await self._redis.incr(keys.SEQUENCE)
+        ticket_id = f"T{number}"
+        # Whoever sets the customer's pointer first owns the hand-off; a concurrent second request reuses it.
+        if not await self._redis.set(keys.customer(request.chat_id), ticket_id, nx=True):
+            again = await self.open_ticket_of(request.chat_id)
+            if again is not None:
+                return OpenedTicket(again, created=False)
+            await self._redis.set(keys.customer(request.chat_id), ticket_id)
+        now = self._clock()
+        repeat = await self._is_repeat_contact(request.chat_id, now)
+        priority = 1 if (request.frustration or request.reason is Reason.FRUSTRATION or repeat) else 0
+        ticket = Ticket(
+            id=ticket_id,
+            chat_id=request.chat_id,
+            user_id=request.user_id,
+            customer_name=request.customer_name,
+            username=request.username,
+            lang=request.lang,
+            state=TicketState.WAITING,
+            reason=request.reason,
+            priority=priority,
+            question=request.question,
+            frustration=request.frustration,
+            repeat_contact=repeat,
+            created_at=now,
+            waiting_since=now,
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.ticket(ticket_id), mapping=ticket.to_redis())
+            if request.context:
+                pipe.rpush(keys.context(ticket_id), *request.context)
+                pipe.expire(keys.context(ticket_id), self._context_ttl)
+            pipe.zadd(keys.QUEUE, {ticket_id: self._score(ticket)})
+            pipe.lpush(keys.customer_history(request.chat_id), ticket_id)
+            pipe.ltrim(keys.customer_history(request.chat_id), 0, 49)
+            await pipe.execute()
+        return OpenedTicket(ticket, created=True)
+
+    async def _is_repeat_contact(self, chat_id: int, now: float) -> bool:
+        for ticket_id in await self._redis.lrange(keys.customer_history(chat_id), 0, 4):
+            created = await self._redis.hget(keys.ticket(ticket_id), "created_at")
+            if created and now - float(created) < self.repeat_window:
+                return True
+        return False
+
+    def _score(self, ticket: Ticket) -> float:
+        return (1 - min(ticket.priority, 1)) * _PRIORITY_STEP + ticket.waiting_since
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        data = await self._redis.hgetall(keys.ticket(ticket_id))
+        return Ticket.from_redis(data) if data else None
+
+    async def require(self, ticket_id: str) -> Ticket:
+        ticket = await self.get(ticket_id)
+        if ticket is None:
+            raise TicketNotFound(f"there is no ticket {ticket_id}")
+        return ticket
+
+    async def open_ticket_of(self, chat_id: int) -> Ticket | None:
+        ticket_id = await self._redis.get(keys.customer(chat_id))
+        if not ticket_id:
+            return None
+        ticket = await self.get(ticket_id)
+        return ticket if ticket is not None and ticket.is_open else None
+
+    async def customer_history(self, chat_id: int, limit: int = 5, exclude: str = "") -> list[Ticket]:
+        tickets = []
+        for ticket_id in await self._redis.lrange(keys.customer_history(chat_id), 0, limit):
+            if ticket_id != exclude and (ticket := await self.get(ticket_id)) is not None:
+                tickets.append(ticket)
+        return tickets[:limit]
+
+    async def context(self, ticket_id: str) -> list[dict[str, object]]:
+        return [json.loads(raw) for raw in await self._redis.lrange(keys.context(ticket_id), 0, -1)]
+
+    async def append_context(self, ticket_id: str, turn_json: str) -> None:
+        await self._redis.rpush(keys.context(ticket_id), turn_json)
+
+    async def update(self, ticket_id: str, **values: object) -> None:
+        await self._redis.hset(keys.ticket(ticket_id), mapping={k: str(v) for k, v in values.items()})
+
+    # ------------------------------------------------------------------ the queue
+
+    async def position(self, ticket_id: str) -> int | None:
+        """1 for the next ticket to be taken; None when not waiting."""
+        rank = await self._redis.zrank(keys.QUEUE, ticket_id)
+        return None if rank is None else int(rank) + 1
+
+    async def waiting(self, limit: int = 50) -> list[Ticket]:
+        tickets = []
+        for ticket_id in await self._redis.zrange(keys.QUEUE, 0, limit - 1):
+            if (ticket := await self.get(ticket_id)) is not None:
+                tickets.append(ticket)
+        return tickets
+
+    async def queue_length(self) -> int:
+        return int(await self._redis.zcard(keys.QUEUE))
+
+    async def longest_wait(self) -> float:
+        """Seconds the longest-waiting ticket has waited (0 with an empty queue)."""
+        oldest = 0.0
+        for ticket in await self.waiting(1000):
+            oldest = max(oldest, self._clock() - ticket.waiting_since)
+        return oldest
+
+    async def estimate_wait(self, position: int) -> float:
+        """Seconds a ticket at ``position`` is likely to wait, from recent waiting times and agents online."""
+        recent = [float(x) for x in await self._redis.lrange(keys.WAITS, 0, 19)]
+        typical = statistics.median(recent) if len(recent) >= 3 else self.default_wait
+        agents = max(1, len(await self.online_agents()))
+        return max(60.0, typical * max(1, position) / agents)
+
+    # ------------------------------------------------------------------ agents
+
+    async def take(self, ticket_id: str, agent_id: int, agent_name: str) -> TakeResult:
+        status, holder, holder_name = await self._take(
+            keys=[keys.ticket(ticket_id), keys.QUEUE, keys.agent_tickets(agent_id), keys.WAITS],
+            args=[ticket_id, agent_id, agent_name, self._clock(), self.max_tickets_per_agent],
+        )
+        ticket = await self.get(ticket_id)
+        if status == "ok":
+            await self._redis.set(keys.agent_active(agent_id), ticket_id)
+            return TakeResult(True, ticket)
+        return TakeResult(False, ticket, int(holder or 0), holder_name or "", status)
+
+    async def take_next(self, agent_id: int, agent_name: str) -> TakeResult | None:
+        """The most urgent waiting ticket for this agent; None when the queue is empty."""
+        for _ in range(10):  # another agent may take the head at the same moment: try the next one
+            head = await self._redis.zrange(keys.QUEUE, 0, 0)
+            if not head:
+                return None
+            result = await self.take(head[0], agent_id, agent_name)
+            if result.ok or result.reason == "full":
+                return result
+        return None
+
+    async def release(self, ticket_id: str, agent_id: int | None = None) -> Ticket:
+        """Back to the queue, keeping the place its waiting time earned."""
+        ticket = await self.require(ticket_id)
+        ok = await self._release(
+            keys=[keys.ticket(ticket_id), keys.QUEUE],
+            args=[ticket_id, "" if agent_id is None else agent_id, f"{keys.PREFIX}:agent:", self._score(ticket)],
+        )
+        if not ok:
+            raise TicketNotFound(f"ticket {ticket_id} is not held by that agent")
+        return await self.require(ticket_id)
+
+    async def close(self, ticket_id: str, outcome: Outcome, closed_by: str) -> Ticket:
+        ticket = await self.require(ticket_id)
+        ok = await self._close(
+            keys=[keys.ticket(ticket_id), keys.QUEUE, keys.customer(ticket.chat_id)],
+            args=[ticket_id, self._clock(), outcome.value, closed_by, f"{keys.PREFIX}:agent:"],
+        )
+        if not ok:
+            raise TicketNotFound(f"ticket {ticket_id} is already closed")
+        return await self.require(ticket_id)
+
+    async def transfer(self, ticket_id: str, to_agent: int, to_name: str, from_agent: int | None = None) -> Ticket:
+        ok = await self._transfer(
+            keys=[keys.ticket(ticket_id)],
+            args=[ticket_id, "" if from_agent is None else from_agent, to_agent, to_name, f"{keys.PREFIX}:agent:"],
+        )
+        if not ok:
+            raise TicketNotFound(f"ticket {ticket_id} is not held by that agent")
+        await self._redis.set(keys.agent_active(to_agent), ticket_id)
+        return await self.require(ticket_id)
+
+    async def agent_tickets(self, agent_id: int) -> list[Ticket]:
+        tickets = []
+        for ticket_id in sorted(await self._redis.smembers(keys.agent_tickets(agent_id))):
+            if (ticket := await self.get(ticket_id)) is not None and ticket.state is TicketState.ASSIGNED:
+                tickets.append(ticket)
+        return tickets
+
+    async def active_ticket(self, agent_id: int) -> Ticket | None:
+        """The ticket an agent's plain messages go to: his chosen one, or his only one."""
+        ticket_id = await self._redis.get(keys.agent_active(agent_id))
+        if ticket_id:
+            ticket = await self.get(ticket_id)
+            if ticket is not None and ticket.state is TicketState.ASSIGNED and ticket.agent_id == agent_id:
+                return ticket
+        held = await self.agent_tickets(agent_id)
+        return held[0] if len(held) == 1 else None
+
+    async def set_active(self, agent_id: int, ticket_id: str) -> Ticket:
+        ticket = await self.require(ticket_id)
+        if ticket.state is not TicketState.ASSIGNED or ticket.agent_id != agent_id:
+            raise TicketNotFound(f"ticket {ticket_id} is not yours")
+        await self._redis.set(keys.agent_active(agent_id), ticket_id)
+        return ticket
+
+    async def set_online(self, agent_id: int, online: bool) -> list[Ticket]:
+        """Mark an agent on- or offline; going offline puts his tickets back in the queue (returned)."""
+        if online:
+            await self._redis.hset(keys.ONLINE, str(agent_id), str(self._clock()))
+            return []
+        await self._redis.hdel(keys.ONLINE, str(agent_id))
+        released = []
+        for ticket in await self.agent_tickets(agent_id):
+            released.append(await self.release(ticket.id, agent_id))
+        return released
+
+    async def online_agents(self) -> dict[int, float]:
+        return {int(k): float(v) for k, v in (await self._redis.hgetall(keys.ONLINE)).items()}
+
+    async def is_online(self, agent_id: int) -> bool:
+        return bool(await self._redis.hexists(keys.ONLINE, str(agent_id)))
+
+    async def set_agent_name(self, agent_id: int, name: str) -> None:
+        await self._redis.hset(keys.agent(agent_id), "name", name)
+
+    async def agent_name(self, agent_id: int) -> str:
+        return await self._redis.hget(keys.agent(agent_id), "name") or ""
+
+    async def add_agent(self, agent_id: int) -> bool:
+        return bool(await self._redis.sadd(keys.AGENTS, str(agent_id)))
+
+    async def remove_agent(self, agent_id: int) -> bool:
+        return bool(await self._redis.srem(keys.AGENTS, str(agent_id)))
+
+    async def added_agents(self) -> set[int]:
+        return {int(x) for x in await self._redis.smembers(keys.AGENTS)}
+
+    # ------------------------------------------------------------------ notes and relay bookkeeping
+
+    async def add_note(self, ticket_id: str, agent_id: int, text: str) -> None:
+        note = json.dumps({"agent_id": agent_id, "text": text, "at": self._clock()}, ensure_ascii=False)
+        await self._redis.rpush(keys.notes(ticket_id), note)
+
+    async def notes(self, ticket_id: str) -> list[dict[str, object]]:
+        return [json.loads(raw) for raw in await self._redis.lrange(keys.notes(ticket_id), 0, -1)]
+
+    async def remember_relay(self, chat_id: int, message_id: int, ticket_id: str, ttl: int = 7 * 24 * 3600) -> None:
+        await self._redis.set(keys.relay(chat_id, message_id), ticket_id, ex=ttl)
+
+    async def relayed_ticket(self, chat_id: int, message_id: int) -> str | None:
+        return await self._redis.get(keys.relay(chat_id, message_id))
+
+    async def once_per(self, ticket_id: str, name: str, seconds: float) -> bool:
+        """True at most once per ``seconds`` for this ticket and ``name`` (to keep notices from repeating)."""
+        return bool(await self._redis.set(f"{keys.ticket(ticket_id)}:once:{name}", "1", nx=True, ex=max(1, int(seconds))))
+
+    async def mark(self, ticket_id: str, *, agent_reply: bool = False, customer_message: bool = False) -> None:
+        now = self._clock()
+        values: dict[str, str] = {}
+        if agent_reply:
+            values["last_agent_at"] = str(now)
+            ticket = await self.get(ticket_id)
+            if ticket is not None and not ticket.first_reply_at:
+                values["first_reply_at"] = str(now)
+        if customer_message:
+            values["last_customer_at"] = str(now)
+        if values:
+            await self._redis.hset(keys.ticket(ticket_id), mapping=values)

@@ -1,0 +1,72 @@
+"""Redis keys of the hand-off desk, all in one place.
+
+Every key carries the hash tag ``{handoff}``, so the desk's Lua scripts (which touch several keys at once)
+also work on Redis Cluster, where a script's keys must live in one slot.
+
+    zabota:{handoff}:seq                          ticket number counter
+    zabota:{handoff}:ticket:{id}                  the ticket (hash)
+    zabota:{handoff}:ticket:{id}:context          the conversation snapshot taken at hand-off (list of JSON turns)
+    zabota:{handoff}:ticket:{id}:notes            agents' internal notes (list of JSON)
+    zabota:{handoff}:queue                        waiting tickets (sorted set; score orders priority, then wait)
+    zabota:{handoff}:customer:{chat_id}           the customer's open ticket id
+    zabota:{handoff}:customer:{chat_id}:history   the customer's earlier ticket ids (list, newest first)
+    zabota:{handoff}:agents                       agents added by admins (set of user ids)
+    zabota:{handoff}:online                       agents online (hash: user id -> since)
+    zabota:{handoff}:agent:{id}                   the agent's profile (hash: display name ...)
+    zabota:{handoff}:agent:{id}:tickets           tickets the agent holds (set)
+    zabota:{handoff}:agent:{id}:active            the ticket his plain messages go to
+    zabota:{handoff}:relay:{chat_id}:{message_id} which ticket a relayed message belongs to (for replies)
+    zabota:{handoff}:waits                        recent waiting times in seconds (list, newest first)
+    zabota:{handoff}:outbox                       messages to relay (stream; consumer group "relay")
+    zabota:{handoff}:sent:{entry_id}              a relayed outbox entry was delivered (guards against doubles)
+"""
+
+from __future__ import annotations
+
+PREFIX = "zabota:{handoff}"
+SEQUENCE = f"{PREFIX}:seq"
+QUEUE = f"{PREFIX}:queue"
+AGENTS = f"{PREFIX}:agents"
+ONLINE = f"{PREFIX}:online"
+WAITS = f"{PREFIX}:waits"
+OUTBOX = f"{PREFIX}:outbox"
+
+
+def ticket(ticket_id: str) -> str:
+    return f"{PREFIX}:ticket:{ticket_id}"
+
+
+def context(ticket_id: str) -> str:
+    return f"{PREFIX}:ticket:{ticket_id}:context"
+
+
+def notes(ticket_id: str) -> str:
+    return f"{PREFIX}:ticket:{ticket_id}:notes"
+
+
+def customer(chat_id: int) -> str:
+    return f"{PREFIX}:customer:{chat_id}"
+
+
+def customer_history(chat_id: int) -> str:
+    return f"{PREFIX}:customer:{chat_id}:history"
+
+
+def agent(agent_id: int) -> str:
+    return f"{PREFIX}:agent:{agent_id}"
+
+
+def agent_tickets(agent_id: int) -> str:
+    return f"{PREFIX}:agent:{agent_id}:tickets"
+
+
+def agent_active(agent_id: int) -> str:
+    return f"{PREFIX}:agent:{agent_id}:active"
+
+
+def relay(chat_id: int, message_id: int) -> str:
+    return f"{PREFIX}:relay:{chat_id}:{message_id}"
+
+
+def sent(entry_id: str) -> str:
+    return f"{PREFIX}:sent:{entry_id}"

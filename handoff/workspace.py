@@ -1,0 +1,398 @@
+"""What agents do through Telegram: take tickets, see the context card, answer, close, pass on.
+
+``AgentWorkspace`` sits at the edge of the hand-off package: it uses the desk (tickets in Redis), the relay
+(messages both ways) and the bot (Telegram), and speaks to agents in their language and to customers in
+theirs. The routers in ``handoff.handlers`` and the monitors in ``handoff.monitor`` call it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.texts import Texts
+from handoff import keys
+from handoff.desk import HandoffDesk, TakeResult
+from handoff.relay import Relay
+from handoff.tickets import Outcome, Ticket
+
+__all__ = ["AgentDirectory", "AgentWorkspace", "TicketCallback", "format_duration", "load_canned"]
+
+log = logging.getLogger(__name__)
+
+TicketClosed = Callable[[Ticket], Awaitable[None]]
+
+
+class TicketCallback(CallbackData, prefix="t"):
+    """Agents' buttons: take, close (with outcome), switch, transfer, canned reply, KB article."""
+
+    a: str  # take | close | switch | transfer | canned | kb
+    t: str = ""  # ticket id
+    v: str = ""  # outcome, agent id, canned name or article number
+
+
+@dataclass
+class AgentDirectory:
+    """Who may act as agent, supervisor or admin: configured ids plus agents added by admins (in Redis)."""
+
+    desk: HandoffDesk
+    agent_ids: frozenset[int]
+    supervisor_ids: frozenset[int]
+    admin_ids: frozenset[int]
+
+    async def is_agent(self, user_id: int) -> bool:
+        return user_id in self.agent_ids or user_id in self.supervisor_ids or user_id in await self.desk.added_agents()
+
+    def is_supervisor(self, user_id: int) -> bool:
+        return user_id in self.supervisor_ids
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admin_ids
+
+    async def is_staff(self, user_id: int) -> bool:
+        return self.is_admin(user_id) or await self.is_agent(user_id)
+
+    async def agents(self) -> list[int]:
+        return sorted(set(self.agent_ids) | set(self.supervisor_ids) | await self.desk.added_agents())
+
+
+def format_duration(seconds: float, texts: Texts, lang: str) -> str:
+    minutes = max(0, int(seconds // 60))
+    if minutes < 60:
+        return texts.get(lang, "minutes", n=minutes)
+    return texts.get(lang, "hours_minutes", h=minutes // 60, m=minutes % 60)
+
+
+class AgentWorkspace:
+    """Agents' actions on tickets, with the messages they cause on both sides."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        desk: HandoffDesk,
+        relay: Relay,
+        bot: Bot,
+        directory: AgentDirectory,
+        agent_texts: Texts,
+        customer_texts: Texts,
+        *,
+        canned: Texts | None = None,
+        article_title: Callable[[str, str], str] | None = None,
+        on_ticket_closed: Sequence[TicketClosed] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self.desk = desk
+        self.relay = relay
+        self.bot = bot
+        self.directory = directory
+        self.texts = agent_texts
+        self.customer_texts = customer_texts
+        self.canned = canned
+        self._article_title = article_title
+        self.on_ticket_closed = list(on_ticket_closed)
+        self._clock = clock
+
+    # ------------------------------------------------------------------ helpers
+
+    async def agent_lang(self, agent_id: int) -> str:
+        return self.texts.lang(await self._redis.hget(keys.agent(agent_id), "lang") or "")
+
+    async def remember_agent(self, agent_id: int, first_name: str, language_code: str | None) -> None:
+        """The agent's language for texts, and a display name customers see until he sets his own."""
+        lang = (language_code or "").split("-")[0]
+        await self._redis.hset(keys.agent(agent_id), "lang", "uk" if lang == "ua" else lang)
+        if not await self.desk.agent_name(agent_id):
+            await self.desk.set_agent_name(agent_id, first_name)
+
+    async def display_name(self, agent_id: int) -> str:
+        return await self.desk.agent_name(agent_id) or str(agent_id)
+
+    async def tell_agent(self, agent_id: int, key: str, markup: InlineKeyboardMarkup | None = None, **params: object) -> None:
+        lang = await self.agent_lang(agent_id)
+        try:
+            await self.bot.send_message(agent_id, self.texts.get(lang, key, **params), reply_markup=markup)
+        except (TelegramForbiddenError, TelegramBadRequest) as exc:
+            log.warning("cannot reach agent %s: %s", agent_id, exc)
+
+    async def tell_customer(self, ticket: Ticket, key: str, **params: object) -> None:
+        """A notice to the customer, delivered in order with the relayed messages of his ticket."""
+        await self.relay.send_text(ticket.chat_id, self.customer_texts.get(ticket.lang, key, **params), ticket.id)
+
+    def reason_text(self, ticket: Ticket, lang: str) -> str:
+        return self.texts.get(lang, f"reason_{ticket.reason.value}")
+
+    def frustration_text(self, ticket: Ticket, lang: str) -> str:
+        return self.texts.get(lang, "frustration_label", signs=", ".join(ticket.frustration)) if ticket.frustration else ""
+
+    # ------------------------------------------------------------------ new tickets
+
+    async def announce(self, ticket: Ticket) -> None:
+        """A new ticket: each agent on shift gets it with a Take button."""
+        for agent_id in await self.desk.online_agents():
+            lang = await self.agent_lang(agent_id)
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(
+                    text=self.texts.get(lang, "btn_take", ticket=ticket.id),
+                    callback_data=TicketCallback(a="take", t=ticket.id).pack(),
+                )]]
+            )
+            text = self.texts.get(
+                lang,
+                "new_ticket",
+                ticket=ticket.id,
+                name=ticket.customer_name,
+                lang=ticket.lang,
+                reason=self.reason_text(ticket, lang),
+                frustration=self.frustration_text(ticket, lang),
+                question=_short(ticket.question or "—", 300),
+            )
+            try:
+                sent = await self.bot.send_message(agent_id, text, reply_markup=markup)
+            except (TelegramForbiddenError, TelegramBadRequest) as exc:
+                log.warning("cannot announce %s to agent %s: %s", ticket.id, agent_id, exc)
+                continue
+            await self._redis.rpush(_announcements(ticket.id), f"{agent_id}:{sent.message_id}")
+            await self._redis.expire(_announcements(ticket.id), 7 * 24 * 3600)
+
+    async def _retire_announcements(self, ticket: Ticket) -> None:
+        """The Take buttons of a ticket that is no longer waiting are removed everywhere."""
+        for item in await self._redis.lrange(_announcements(ticket.id), 0, -1):
+            chat, message = item.split(":")
+            try:
+                await self.bot.edit_message_reply_markup(chat_id=int(chat), message_id=int(message), reply_markup=None)
+            except TelegramBadRequest:
+                pass
+        await self._redis.delete(_announcements(ticket.id))
+
+    # ------------------------------------------------------------------ taking
+
+    async def take(self, agent_id: int, ticket_id: str | None) -> TakeResult | None:
+        """Take a ticket (or, with None, the most urgent one); tells the agent and the customer."""
+        name = await self.display_name(agent_id)
+        lang = await self.agent_lang(agent_id)
+        if ticket_id is None:
+            result = await self.desk.take_next(agent_id, name)
+            if result is None:
+                await self.tell_agent(agent_id, "queue_empty")
+                return None
+        else:
+            result = await self.desk.take(ticket_id, agent_id, name)
+        if not result.ok:
+            await self._explain_refusal(agent_id, ticket_id or "", result)
+            return result
+        ticket = result.ticket
+        assert ticket is not None
+        await self._retire_announcements(ticket)
+        await self.send_card(agent_id, ticket, lang)
+        await self.tell_customer(ticket, "handoff_agent_joined", agent=name)
+        return result
+
+    async def _explain_refusal(self, agent_id: int, ticket_id: str, result: TakeResult) -> None:
+        if result.reason == "taken":
+            holder = result.holder_name or str(result.holder_id)
+            await self.tell_agent(agent_id, "taken_by_other", ticket=ticket_id, agent=holder)
+        elif result.reason == "closed":
+            await self.tell_agent(agent_id, "ticket_closed_already", ticket=ticket_id)
+        elif result.reason == "full":
+            await self.tell_agent(agent_id, "too_many", count=self.desk.max_tickets_per_agent)
+        else:
+            await self.tell_agent(agent_id, "ticket_missing", ticket=ticket_id)
+
+    async def context_card(self, ticket: Ticket, lang: str) -> str:
+        t = self.texts
+        turns = await self.desk.context(ticket.id)
+        history = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
+        earlier = ", ".join(
+            f"{old.id} ({datetime.fromtimestamp(old.created_at, UTC):%d.%m}"
+            + (f", {t.get(lang, 'outcome_' + old.outcome)}" if old.outcome else "")
+            + ")"
+            for old in history
+        ) or t.get(lang, "card_no_history")
+        waited_until = ticket.taken_at or self._clock()
+        return t.get(
+            lang,
+            "card",
+            ticket=ticket.id,
+            name=ticket.customer_name,
+            username=f" (@{ticket.username})" if ticket.username else "",
+            lang=ticket.lang,
+            waited=format_duration(waited_until - ticket.waiting_since, t, lang),
+            reason=self.reason_text(ticket, lang),
+            frustration=self.frustration_text(ticket, lang),
+            tried=self._tried(turns, ticket.lang, lang),
+            transcript=self._transcript(turns, lang),
+            history=earlier,
+        )
+
+    async def send_card(self, agent_id: int, ticket: Ticket, lang: str) -> None:
+        card = await self.context_card(ticket, lang)
+        sent = await self.bot.send_message(agent_id, card)
+        await self.desk.remember_relay(agent_id, sent.message_id, ticket.id)
+
+    def _title(self, article_id: str, lang: str) -> str:
+        if self._article_title is None:
+            return article_id
+        try:
+            return self._article_title(article_id, lang)
+        except LookupError:
+            return article_id
+
+    def _tried(self, turns: list[dict[str, object]], customer_lang: str, lang: str) -> str:
+        """Articles the bot showed, with the customer's feedback on each."""
+        feedback: dict[str, str] = {}
+        for turn in turns:
+            if turn.get("kind") == "feedback":
+                data = turn.get("data") or {}
+                for article_id in data.get("articles", []):  # type: ignore[union-attr]
+                    feedback[str(article_id)] = str(turn.get("text"))
+        shown: list[str] = []
+        for turn in turns:
+            data = turn.get("data") or {}
+            if turn.get("kind") == "decision":
+                matches = data.get("matches", [])  # type: ignore[union-attr]
+                if turn.get("text") == "answer" and matches:
+                    shown.append(str(matches[0]["article_id"]))
+                elif turn.get("text") == "clarify":
+                    shown.extend(str(m["article_id"]) for m in matches[:3])
+            elif turn.get("kind") == "choice":
+                shown.append(str(turn.get("text")))
+        if not shown:
+            return self.texts.get(lang, "card_nothing_tried")
+        parts = []
+        for article_id in dict.fromkeys(shown):
+            label = f"«{self._title(article_id, customer_lang)}»"
+            if article_id in feedback:
+                label += f" — {self.texts.get(lang, 'feedback_' + feedback[article_id])}"
+            parts.append(label)
+        return "; ".join(parts)
+
+    def _transcript(self, turns: list[dict[str, object]], lang: str, limit: int = 12) -> str:
+        lines = []
+        for turn in turns:
+            role = str(turn.get("role"))
+            kind = str(turn.get("kind"))
+            if role not in ("customer", "bot", "agent") or kind not in (
+                "text", "edited_text", "message", "media", "flooded", "command", "button",
+            ):
+                continue
+            text = str(turn.get("text") or "")
+            if kind == "media":
+                text = f"[{(turn.get('data') or {}).get('media', 'media')}] {text}".strip()  # type: ignore[union-attr]
+            if not text:
+                continue
+            lines.append(f"{self.texts.get(lang, 'role_' + role)}: {_short(text.replace(chr(10), ' '), 200)}")
+        return "\n".join(lines[-limit:]) or "—"
+
+    # ------------------------------------------------------------------ closing, releasing, passing on
+
+    async def close(self, agent_id: int, ticket: Ticket, outcome: Outcome) -> Ticket:
+        closed = await self.desk.close(ticket.id, outcome, closed_by=f"agent:{agent_id}")
+        lang = await self.agent_lang(agent_id)
+        await self.tell_agent(agent_id, "closed", ticket=ticket.id, outcome=self.texts.get(lang, f"outcome_{outcome.value}"))
+        await self.tell_customer(closed, "handoff_closed")
+        await self._closed(closed)
+        return closed
+
+    async def _closed(self, ticket: Ticket) -> None:
+        await self._retire_announcements(ticket)
+        for callback in self.on_ticket_closed:
+            try:
+                await callback(ticket)
+            except Exception:  # one failing subscriber (e.g. a survey) must not undo the close
+                log.exception("after closing %s", ticket.id)
+
+    async def closed_by_customer(self, ticket: Ticket) -> None:
+        """The customer cancelled ("I found the answer"): his agent, if any, is told."""
+        if ticket.agent_id:
+            await self.tell_agent(ticket.agent_id, "customer_cancelled", ticket=ticket.id)
+        await self._closed(ticket)
+
+    async def close_silent(self, ticket: Ticket, minutes: float) -> Ticket:
+        closed = await self.desk.close(ticket.id, Outcome.CUSTOMER_SILENT, closed_by="system:silence")
+        await self.tell_customer(closed, "handoff_silence_closed")
+        if ticket.agent_id:
+            await self.tell_agent(ticket.agent_id, "customer_silent", ticket=ticket.id, minutes=int(minutes))
+        await self._closed(closed)
+        return closed
+
+    async def release(self, agent_id: int, ticket: Ticket) -> Ticket:
+        released = await self.desk.release(ticket.id, agent_id)
+        await self.tell_agent(agent_id, "released", ticket=ticket.id)
+        position = await self.desk.position(ticket.id) or 1
+        eta = await self._eta(position, released.lang)
+        await self.tell_customer(released, "handoff_released", position=position, eta=eta)
+        await self.announce(released)
+        return released
+
+    async def transfer(self, agent_id: int, ticket: Ticket, to_agent: int) -> Ticket:
+        to_name = await self.display_name(to_agent)
+        moved = await self.desk.transfer(ticket.id, to_agent, to_name, from_agent=agent_id)
+        from_name = await self.display_name(agent_id)
+        await self.tell_agent(agent_id, "transferred", ticket=ticket.id, agent=to_name)
+        await self.tell_agent(to_agent, "transferred_to_you", ticket=ticket.id, agent=from_name)
+        await self.send_card(to_agent, moved, await self.agent_lang(to_agent))
+        await self.tell_customer(moved, "handoff_transferred", agent=to_name)
+        return moved
+
+    async def _eta(self, position: int, lang: str) -> str:
+        seconds = await self.desk.estimate_wait(position)
+        minutes = max(5, int(-(-seconds // 300) * 5))
+        return self.customer_texts.get(lang, "eta_minutes", minutes=minutes)
+
+    async def go_offline(self, agent_id: int) -> list[Ticket]:
+        released = await self.desk.set_online(agent_id, False)
+        for ticket in released:
+            position = await self.desk.position(ticket.id) or 1
+            await self.tell_customer(ticket, "handoff_released", position=position, eta=await self._eta(position, ticket.lang))
+            await self.announce(ticket)
+        return released
+
+    # ------------------------------------------------------------------ canned replies and articles
+
+    def canned_names(self) -> list[str]:
+        if self.canned is None:
+            return []
+        return sorted(self.canned._catalogue[self.canned.default_lang])  # the same keys in every language
+
+    async def send_canned(self, agent_id: int, ticket: Ticket, name: str) -> bool:
+        if self.canned is None or name not in self.canned_names():
+            return False
+        text = self.canned.get(ticket.lang, name, name=ticket.customer_name, agent=await self.display_name(agent_id))
+        await self.relay.send_text(ticket.chat_id, text, ticket.id, direction="to_customer")
+        await self.desk.append_context(ticket.id, json.dumps(
+            {"role": "agent", "kind": "text", "text": text, "lang": ticket.lang, "data": {"canned": name},
+             "at": self._clock()}, ensure_ascii=False))
+        await self.desk.mark(ticket.id, agent_reply=True)
+        return True
+
+    async def active_ticket(self, agent_id: int) -> Ticket | None:
+        return await self.desk.active_ticket(agent_id)
+
+    async def held(self, agent_id: int) -> list[Ticket]:
+        return await self.desk.agent_tickets(agent_id)
+
+
+def _announcements(ticket_id: str) -> str:
+    return f"{keys.PREFIX}:ticket:{ticket_id}:announcements"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_canned(folder: Path | None, default_lang: str = "ru") -> Texts | None:
+    folder = folder or Path(__file__).parent / "canned"
+    return Texts.load(folder, default_lang) if folder.is_dir() else None
+

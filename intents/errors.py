@@ -1,0 +1,43 @@
+"""Errors of the intents package.
+
+    IntentsError
+     ├── IntentDataError    a training-data file has problems; carries every one, with file and line
+     └── IntentModelError   a saved intent model is missing, incomplete, or was built for another encoder
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DataProblem", "IntentDataError", "IntentModelError", "IntentsError"]
+
+
+class IntentsError(Exception):
+    """Base of every error raised by ``intents``."""
+
+
+class IntentModelError(IntentsError):
+    """A saved intent model cannot be used: retrain it (``IntentClassifier.load_or_train`` does)."""
+
+
+@dataclass(frozen=True, order=True)
+class DataProblem:
+    """One thing wrong in a training-data file, where it is, and what to do about it."""
+
+    path: str
+    line: int  # 1-based; 0 when the problem concerns the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class IntentDataError(IntentsError):
+    """The training data cannot be used as it is; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[DataProblem]) -> None:
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        header = f"The intent training data has {count} problem{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))

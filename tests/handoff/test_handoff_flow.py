@@ -1,0 +1,152 @@
+"""Hand-off end to end: the real bot, the emulator playing a customer and agents, a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.emulator import EmulatedUser
+from handoff.handlers import ADMIN_COMMANDS, AGENT_COMMANDS
+from handoff.tickets import TicketState
+from tests.harness import AGENT_ID, SECOND_AGENT_ID, Running, labels
+
+AGENT = EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")
+AGENT_EN = EmulatedUser(id=SECOND_AGENT_ID, first_name="Kate", language_code="en")
+
+
+async def test_from_question_to_close_in_russian(running: Running) -> None:
+    customer = EmulatedUser(id=801, first_name="Анна", language_code="ru")
+    [online] = await running.say(AGENT, "/online")
+    assert online.text is not None and online.text.startswith("Вы на смене")
+
+    await running.say(customer, "Добрый день! Не могу оплатить заказ картой")
+    await running.settle(customer.id)
+    [queued] = await running.say(customer, "позовите оператора")
+    assert queued.text is not None and "1-й в очереди" in queued.text
+    assert labels(queued) == ["✅ Я нашёл ответ"]
+
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    assert announcement.text is not None and announcement.text.startswith("🆕 T")
+    ticket_id = announcement.text.split(":")[0].removeprefix("🆕 ")
+    [card] = await running.tap(AGENT, announcement, f"Взять {ticket_id}")
+    assert card.text is not None
+    assert f"📋 {ticket_id} · Анна · язык: ru" in card.text
+    assert "причина: попросил человека" in card.text
+    assert "Клиент: Добрый день! Не могу оплатить заказ картой" in card.text
+    assert "Бот пробовал: «" in card.text  # the article the bot answered with
+
+    [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert joined.text == "К разговору подключился Ольга. Пишите сюда — он видит всю переписку."
+
+    await running.emulator.send_message(customer, "Карта Мир, пишет «отказ банка»")
+    [relayed] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    assert relayed.text == f"💬 {ticket_id} · Анна\nКарта Мир, пишет «отказ банка»"
+
+    await running.emulator.send_message(AGENT, "Попробуйте, пожалуйста, оплатить ещё раз через СБП.")
+    [answer] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert answer.text == "Попробуйте, пожалуйста, оплатить ещё раз через СБП."
+
+    await running.emulator.send_photo(customer, caption="Вот скриншот")
+    header, photo = await running.emulator.wait_for_bot_messages(AGENT.id, 2, timeout=15)
+    assert header.text == f"💬 {ticket_id} · Анна"
+    assert "photo" in photo.message and photo.text == "Вот скриншот"
+
+    [question] = await running.say(AGENT, "/close")
+    assert labels(question) == ["✅ Решён", "❌ Не решён"]
+    [closed] = await running.tap(AGENT, question, "✅ Решён")
+    assert closed.text == f"{ticket_id} закрыт: решён."
+    [goodbye] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert goodbye.text is not None and goodbye.text.startswith("Сотрудник завершил разговор")
+    ticket = await running.app.desk.get(ticket_id)
+    assert ticket is not None and ticket.state is TicketState.CLOSED and ticket.outcome == "resolved"
+    assert ticket.first_reply_at >= ticket.taken_at > 0
+
+    answer_again, _ = await running.say(customer, "Как отменить заказ?", count=2)  # the bot answers again
+    assert answer_again.text is not None and answer_again.text.startswith("Как отменить заказ?")
+
+
+async def test_from_question_to_close_in_english_with_an_english_agent(running: Running) -> None:
+    customer = EmulatedUser(id=802, first_name="John", language_code="en")
+    await running.say(AGENT_EN, "/online")
+    [queued] = await running.say(customer, "I need to speak with a human operator")
+    assert queued.text is not None and "You are number 1 in the queue" in queued.text
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT_EN.id, 1, timeout=15)
+    ticket_id = (announcement.text or "").split(":")[0].removeprefix("🆕 ")
+    [card] = await running.tap(AGENT_EN, announcement, f"Take {ticket_id}")
+    assert card.text is not None and "reason: asked for a person" in card.text
+    assert "The bot tried: nothing (asked for a person straight away)" in card.text
+    [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert joined.text == "Kate has joined the conversation. Write here — they can see everything."
+    await running.emulator.send_message(AGENT_EN, "Hi John, how can I help?")
+    [hello] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert hello.text == "Hi John, how can I help?"
+    [closed] = await running.say(AGENT_EN, "/close resolved")
+    assert closed.text == f"{ticket_id} closed: resolved."
+    [goodbye] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert goodbye.text is not None and goodbye.text.startswith("The agent has closed the conversation")
+
+
+async def test_a_second_agent_is_told_who_already_took_the_ticket(running: Running) -> None:
+    customer = EmulatedUser(id=803, first_name="Иван", language_code="ru")
+    await running.say(AGENT, "/online")
+    await running.say(AGENT_EN, "/online")
+    await running.say(customer, "хочу поговорить с человеком")
+    [mine] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    [theirs] = await running.emulator.wait_for_bot_messages(AGENT_EN.id, 1, timeout=15)
+    ticket_id = (mine.text or "").split(":")[0].removeprefix("🆕 ")
+    await running.tap(AGENT, mine, f"Взять {ticket_id}")
+    # Once taken, the Take button disappears from everyone's announcement...
+    await running.emulator.wait_until(lambda: labels(running.emulator.bot_messages(AGENT_EN.id)[0]) == [], timeout=15)
+    # ...but a tap sent before that edit arrived still reaches the bot, and is told who has the ticket.
+    await running.emulator.press_button_data(AGENT_EN, theirs, f"t:take:{ticket_id}:")
+    [refusal] = await running.emulator.wait_for_bot_messages(AGENT_EN.id, 1, timeout=15)
+    assert refusal.text == f"{ticket_id} was already taken by Ольга."
+
+
+async def test_a_reply_to_a_relayed_message_goes_to_that_customer(running: Running) -> None:
+    first = EmulatedUser(id=804, first_name="Первый", language_code="ru")
+    second = EmulatedUser(id=805, first_name="Второй", language_code="ru")
+    await running.say(AGENT, "/online")
+    for customer in (first, second):
+        await running.say(customer, "позовите оператора")
+        await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+        await running.say(AGENT, "/next")  # the context card
+        await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # "... joined"
+    await running.emulator.send_message(first, "вопрос от первого")
+    [relayed] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    # The agent's current ticket is the second customer's, but he answers the first customer's message.
+    await running.emulator.send_message(AGENT, "ответ первому", reply_to_message_id=relayed.message_id)
+    [answer] = await running.emulator.wait_for_bot_messages(first.id, 1, timeout=15)
+    assert answer.text == "ответ первому"
+    await running.emulator.send_message(AGENT, "ответ второму")
+    [other] = await running.emulator.wait_for_bot_messages(second.id, 1, timeout=15)
+    assert other.text == "ответ второму"
+
+
+async def test_a_customer_who_found_the_answer_cancels_the_wait(running: Running) -> None:
+    customer = EmulatedUser(id=806, first_name="Вера", language_code="ru")
+    [queued] = await running.say(customer, "позовите оператора")
+    [cancelled] = await running.tap(customer, queued, "✅ Я нашёл ответ")
+    assert cancelled.text == "Хорошо, отменяю запрос. Рада, что вы нашли ответ!"
+    ticket = (await running.app.desk.customer_history(customer.id))[0]
+    assert ticket.state is TicketState.CLOSED and ticket.outcome == "customer_resolved"
+    assert await running.app.desk.queue_length() == 0
+
+
+async def test_a_customer_cannot_use_agent_commands_and_learns_nothing(running: Running) -> None:
+    customer = EmulatedUser(id=807, first_name="Мошенник", language_code="ru")
+    other = EmulatedUser(id=808, first_name="Клиент", language_code="ru")
+    await running.say(other, "позовите оператора")
+    ticket = await running.app.desk.open_ticket_of(other.id)
+    assert ticket is not None
+    for command in (*AGENT_COMMANDS, *ADMIN_COMMANDS):
+        [reply] = await running.say(customer, f"/{command} {ticket.id}")
+        assert reply.text == "Эта команда доступна только сотрудникам поддержки.", command
+    # A forged "take" button press changes nothing either.
+    await running.say(customer, "привет")
+    forged = running.emulator.bot_messages(customer.id)[-1]
+    callback = await running.emulator.press_button_data(customer, forged, f"t:take:{ticket.id}:")
+    answer = await running.emulator.wait_for_callback_answer(callback["id"])
+    assert answer.text == "Эта команда доступна только сотрудникам поддержки."
+    after = await running.app.desk.get(ticket.id)
+    assert after is not None and after.state is TicketState.WAITING and after.agent_id == 0
+    assert await running.app.desk.open_ticket_of(customer.id) is None
