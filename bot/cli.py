@@ -280,6 +280,7 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
         sizes,
         source=settings.kb.source,
         model=settings.kb.model,
+        quantize=settings.kb.quantize,
         cache_dir=settings.cache_dir,
         queries=args.queries,
         concurrency=args.concurrency,

@@ -20,9 +20,11 @@ from typing import Protocol
 from intents import FrustrationState, IntentClassifier, assess, detect_language
 from intents.frustration import ConversationTurn
 from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text
+from kb_index.gaps import Gap
 
 from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.formatting import markdown_to_telegram_html, split_message
+from bot.gaps import GapLog
 from bot.texts import Texts
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "HandoffReason",
     "HandoffRequest",
     "Reply",
+    "SurveyPort",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,9 +69,10 @@ class Action(StrEnum):
 @dataclass(frozen=True)
 class Button:
     text: str
-    action: Action
+    action: Action | None
     search_id: str = ""  # the search the button belongs to (or the ticket, for CANCEL_WAIT)
     index: int = 0
+    callback: str = ""  # ready-made callback data of another feature (a survey), used instead of the above
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,16 @@ class HandoffPort(Protocol):
     async def request(self, request: HandoffRequest) -> HandoffOutcome: ...
 
 
+class SurveyPort(Protocol):
+    """The surveys as the dialog sees them: a bot answer given, the customer speaking, an answer that helped."""
+
+    async def answer_given(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> None: ...
+
+    async def customer_spoke(self, chat_id: int) -> None: ...
+
+    async def after_helped(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> Reply | None: ...
+
+
 @dataclass
 class _Context:
     customer: Customer
@@ -133,6 +147,8 @@ class CustomerDialog:
         states: DialogStates,
         handoff: HandoffPort,
         *,
+        surveys: SurveyPort | None = None,
+        gaps: GapLog | None = None,
         default_lang: str = "ru",
     ) -> None:
         self.kb = kb
@@ -141,6 +157,8 @@ class CustomerDialog:
         self.log = log
         self.states = states
         self.handoff = handoff
+        self.surveys = surveys
+        self.gaps = gaps
         self.default_lang = default_lang
         self._menu_human = texts.variants("menu_human")
         self._menu_help = texts.variants("menu_help")
@@ -156,6 +174,8 @@ class CustomerDialog:
         return lock
 
     async def _open(self, customer: Customer, text: str = "") -> _Context:
+        if self.surveys is not None:
+            await self.surveys.customer_spoke(customer.chat_id)
         state = await self.states.load(customer.chat_id)
         prior = state.lang or _language_from_code(customer.language_code) or self.default_lang
         lang = detect_language(text, prior=prior) if text else prior
@@ -220,15 +240,16 @@ class CustomerDialog:
     async def button(self, customer: Customer, action: Action, search_id: str, index: int) -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer)
+            search = await self.states.search(customer.chat_id, search_id) if search_id else None
             await self.log.append(
                 customer.chat_id,
-                Turn("customer", "button", action.value, ctx.lang, {"action": action.value, "search": search_id, "index": index}),
+                Turn("customer", "button", self._button_label(ctx, action, search, index), ctx.lang,
+                     {"action": action.value, "search": search_id, "index": index}),
             )
             if action is Action.HUMAN:
                 reason = HandoffReason.NEGATIVE_FEEDBACK if ctx.state.negative_streak else HandoffReason.ASKED
                 await self._hand_off(ctx, reason, "")
                 return await self._close(ctx)
-            search = await self.states.search(customer.chat_id, search_id) if search_id else None
             if search is None:
                 self._say(ctx, "expired")
                 return await self._close(ctx)
@@ -241,6 +262,14 @@ class CustomerDialog:
             elif action is Action.NONE_OF_THESE:
                 await self._none_of_these(ctx, search_id, search)
             return await self._close(ctx)
+
+    def _button_label(self, ctx: _Context, action: Action, search: ShownSearch | None, index: int) -> str:
+        """What the customer tapped, in words, for the conversation log (an agent reads it)."""
+        if action is Action.CHOOSE and search is not None and 0 <= index < len(search.matches):
+            return self.kb.article(search.matches[index]["article_id"], ctx.lang).title
+        key = {Action.HELPED: "btn_yes", Action.NOT_HELPED: "btn_no", Action.HUMAN: "btn_human",
+               Action.NONE_OF_THESE: "btn_none", Action.CANCEL_WAIT: "btn_cancel_wait"}.get(action)
+        return self.texts.get(ctx.lang, key) if key else action.value
 
     # ------------------------------------------------------------------ text
 
@@ -311,10 +340,12 @@ class CustomerDialog:
             matches=[{"article_id": m.article_id, "title": m.title, "score": round(m.score, 4), "lang": m.lang}
                      for m in result.matches],
         )
+        if result.decision is not Decision.ANSWER:
+            await self._gap(ctx, text, result.decision.value, result)
         if result.decision is Decision.ANSWER and result.best is not None:
             search.shown.append(result.best.article_id)
             search_id = await self.states.remember_search(ctx.customer.chat_id, search)
-            self._answer(ctx, result.best.article_id, search_id)
+            await self._answer(ctx, result.best.article_id, search_id)
         elif result.decision is Decision.CLARIFY and result.matches:
             search_id = await self.states.remember_search(ctx.customer.chat_id, search)
             self._offer(ctx, "clarify", search_id, search, list(range(len(search.matches))))
@@ -324,7 +355,7 @@ class CustomerDialog:
             await self.states.remember_search(ctx.customer.chat_id, search)
             await self._hand_off(ctx, unsure, text)
 
-    def _answer(self, ctx: _Context, article_id: str, search_id: str) -> None:
+    async def _answer(self, ctx: _Context, article_id: str, search_id: str) -> None:
         article = self.kb.article(article_id, ctx.lang)
         body = f"<b>{_escape(article.title)}</b>\n\n{markdown_to_telegram_html(article.answer)}"
         for part in split_message(body):
@@ -342,6 +373,8 @@ class CustomerDialog:
         )
         ctx.state.last_search = search_id
         ctx.state.awaiting_feedback = search_id
+        if self.surveys is not None:
+            await self.surveys.answer_given(ctx.customer, ctx.lang, f"answer:{search_id}", [article_id])
 
     def _offer(self, ctx: _Context, key: str, search_id: str, search: ShownSearch, indexes: list[int]) -> None:
         rows = []
@@ -366,12 +399,17 @@ class CustomerDialog:
         await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "helpful", ctx.lang,
                                                          {"search": search_id, "articles": search.shown[-1:]}))
         self._say(ctx, "feedback_yes")
+        if self.surveys is not None:
+            survey = await self.surveys.after_helped(ctx.customer, ctx.lang, f"answer:{search_id}", search.shown[-1:])
+            if survey is not None:
+                ctx.replies.append(survey)
 
     async def _not_helped(self, ctx: _Context, search_id: str, search: ShownSearch) -> None:
         ctx.state.negative_streak += 1
         ctx.state.awaiting_feedback = ""
         await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "not_helpful", ctx.lang,
                                                          {"search": search_id, "articles": search.shown[-1:]}))
+        await self._gap(ctx, search.question, "not_helpful", None, search.shown[-1] if search.shown else "")
         if ctx.state.negative_streak >= 2:
             ctx.state.frustrated = True
             ctx.state.frustration_reasons = sorted(set(ctx.state.frustration_reasons) | {"negative_feedback_twice"})
@@ -393,7 +431,7 @@ class CustomerDialog:
         search.shown.append(article_id)
         await self.states.update_search(ctx.customer.chat_id, search_id, search)
         await self.log.append(ctx.customer.chat_id, Turn("customer", "choice", article_id, ctx.lang, {"search": search_id}))
-        self._answer(ctx, article_id, search_id)
+        await self._answer(ctx, article_id, search_id)
 
     async def _none_of_these(self, ctx: _Context, search_id: str, search: ShownSearch) -> None:
         ctx.state.negative_streak += 1
@@ -401,6 +439,23 @@ class CustomerDialog:
             await self._hand_off(ctx, HandoffReason.NEGATIVE_FEEDBACK, search.question)
             return
         self._say(ctx, "none_of_these", buttons=((self._human_button(ctx, search_id),),))
+
+    async def _gap(
+        self, ctx: _Context, question: str, reason: str, result: SearchResult | None, article: str = ""
+    ) -> None:
+        """Remember a question the knowledge base did not answer well, for the admins' /gaps."""
+        if self.gaps is None:
+            return
+        best = result.best if result is not None else None
+        await self.gaps.record(
+            Gap(
+                question=question,
+                reason=reason,
+                lang=ctx.lang,
+                closest_article=best.article_id if best is not None else article,
+                confidence=result.confidence if result is not None else 0.0,
+            )
+        )
 
     # ------------------------------------------------------------------ hand-off
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Message
 from redis.asyncio import Redis
 
 import handoff
@@ -25,9 +26,17 @@ from kb_index import BuildOptions, DecisionThresholds, EmbeddingCache, Encoder, 
 from bot.conversation import ConversationLog, DialogStates
 from bot.customer_handoff import CustomerHandoff
 from bot.dialog import CustomerDialog
+from bot.gaps import GapLog
 from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
 from bot.redis_server import EmbeddedRedis, connect_redis
-from bot.routers import customers
+from bot.replies import TrackCallback
+import surveys as surveys_package
+from surveys import Survey, SurveyService
+from surveys.handlers import SurveyMessenger
+from surveys.handlers import build_router as build_surveys_router
+from surveys.triggers import SurveyTriggers
+
+from bot.routers import admin, customers
 from bot.sender import TelegramPacer
 from bot.settings import Settings
 from bot.texts import Texts
@@ -48,7 +57,8 @@ log = logging.getLogger(__name__)
 
 
 def build_encoder(settings: Settings) -> Encoder:
-    return Encoder.load(settings.kb.model, settings.cache_dir, batch_size=settings.kb.batch_size)
+    kb = settings.kb
+    return Encoder.load(kb.model, settings.cache_dir, batch_size=kb.batch_size, quantize=kb.quantize)
 
 
 def thresholds_from(settings: Settings) -> DecisionThresholds:
@@ -107,6 +117,9 @@ class Application:
     relay: Relay
     workspace: AgentWorkspace
     monitor: QueueMonitor
+    surveys: SurveyService
+    survey_messenger: SurveyMessenger
+    survey_triggers: SurveyTriggers
     update_once: UpdateOnce
     pacer: TelegramPacer
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -114,7 +127,12 @@ class Application:
 
     def start_background(self) -> None:
         """The relay worker and the queue monitor, owned here and cancelled by ``close``."""
-        for name, job in (("relay", self.relay.run(self._stop)), ("queue-monitor", self.monitor.run(self._stop))):
+        jobs = (
+            ("relay", self.relay.run(self._stop)),
+            ("queue-monitor", self.monitor.run(self._stop)),
+            ("surveys", self.survey_triggers.run(self._stop)),
+        )
+        for name, job in jobs:
             task = asyncio.create_task(job, name=name)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -131,6 +149,19 @@ class Application:
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await self.embedded_redis.stop()
+
+
+def _tracker(desk: HandoffDesk, surveys: SurveyService) -> TrackCallback:
+    """Messages the bot edits later remember their id: a ticket's queue status, a survey."""
+
+    async def track(name: str, message: Message) -> None:
+        kind, _, ident = name.partition(":")
+        if kind == "ticket":
+            await desk.update(ident, status_message_id=message.message_id)
+        elif kind == "survey":
+            await surveys.attach_message(ident, message.message_id)
+
+    return track
 
 
 async def _relayed_or_staff(user_id: int, directory: AgentDirectory, desk: HandoffDesk) -> bool:
@@ -182,6 +213,7 @@ async def build_application(
     retention = timedelta(days=settings.dialog.conversation_retention_days)
     conversation_log = ConversationLog(redis, retention)
     states = DialogStates(redis, retention)
+    gap_log = GapLog(redis, retention_days=settings.dialog.conversation_retention_days)
     hs = settings.handoff
     hours = WorkingHours.parse(hs.working_hours, hs.timezone)
     desk = HandoffDesk(
@@ -229,8 +261,52 @@ async def build_application(
         silence_seconds=hs.customer_silence_minutes * 60,
         board_lang=default_lang,
     )
+    ss = settings.surveys
+    survey_service = SurveyService(
+        redis,
+        expiry_seconds=ss.expiry_hours * 3600,
+        fatigue_seconds=ss.fatigue_days * 86400,
+        nps_enabled=ss.nps_enabled,
+        nps_period_seconds=ss.nps_period_days * 86400,
+        retention_seconds=ss.retention_days * 86400,
+    )
+
+    async def transcript(survey: Survey) -> str:
+        if survey.ticket_id:
+            turns = await desk.context(survey.ticket_id)
+        else:
+            turns = [asdict(turn) for turn in await conversation_log.recent(survey.chat_id, 20)]
+        return workspace.transcript(turns, agent_texts.default_lang)
+
+    survey_messenger = SurveyMessenger(
+        survey_service,
+        bot,
+        Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang),
+        agent_texts,
+        alert_chat_ids=[*hs.supervisor_ids, *([ss.alert_chat_id] if ss.alert_chat_id else [])],
+        transcript=transcript,
+    )
+    survey_triggers = SurveyTriggers(
+        redis,
+        survey_service,
+        survey_messenger,
+        desk,
+        relay,
+        enabled=ss.enabled,
+        silence_seconds=ss.assumed_resolved_minutes * 60,
+    )
+    relay.on_delivered = survey_triggers.delivered
+    workspace.on_ticket_closed.append(survey_triggers.ticket_closed)
     dialog = CustomerDialog(
-        kb, intent_classifier, texts, conversation_log, states, customer_handoff, default_lang=default_lang
+        kb,
+        intent_classifier,
+        texts,
+        conversation_log,
+        states,
+        customer_handoff,
+        surveys=survey_triggers,
+        gaps=gap_log,
+        default_lang=default_lang,
     )
     update_once = UpdateOnce(redis)
     dispatcher = Dispatcher(
@@ -243,6 +319,11 @@ async def build_application(
         kb=kb,
         texts=texts,
         agent_texts=agent_texts,
+        survey_messenger=survey_messenger,
+        surveys=survey_service,
+        gap_log=gap_log,
+        settings=settings,
+        track_sent=_tracker(desk, survey_service),
     )
     dispatcher.update.outer_middleware(ChatSequencer())
     dispatcher.update.outer_middleware(update_once)
@@ -257,7 +338,13 @@ async def build_application(
             exempt=lambda user_id: _relayed_or_staff(user_id, directory, desk),
         )
     )
-    dispatcher.include_routers(build_agents_router(), build_refusals_router(), customers_router)
+    dispatcher.include_routers(
+        admin.build_router(),
+        build_agents_router(),
+        build_refusals_router(),
+        build_surveys_router(),
+        customers_router,
+    )
     return Application(
         settings=settings,
         redis=redis,
@@ -273,6 +360,9 @@ async def build_application(
         relay=relay,
         workspace=workspace,
         monitor=monitor,
+        surveys=survey_service,
+        survey_messenger=survey_messenger,
+        survey_triggers=survey_triggers,
         update_once=update_once,
         pacer=pacer,
     )

@@ -37,7 +37,9 @@ def inline_keyboard(buttons: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=b.text, callback_data=DialogCallback(a=b.action.value, s=b.search_id, i=b.index).pack()
+                    text=b.text,
+                    callback_data=b.callback
+                    or DialogCallback(a=b.action.value if b.action else "", s=b.search_id, i=b.index).pack(),
                 )
                 for b in row
             ]

@@ -77,6 +77,9 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
     from bot.emulator import EmulatedUser, TelegramEmulator
     from bot.terminal_chat import TerminalChat, read_lines
 
+    # The terminal is the chat: the dispatcher's per-update log lines would interleave with it.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("aiogram.dispatcher").setLevel(logging.WARNING)
     emulator = TelegramEmulator()
     await emulator.start()
     settings.telegram = settings.telegram.model_copy(update={"api_base": emulator.base_url})

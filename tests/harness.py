@@ -13,7 +13,16 @@ import redis.asyncio as aioredis
 
 from bot.emulator import ChatMessage, EmulatedUser, TelegramEmulator, buttons
 from bot.factory import Application, build_application
-from bot.settings import AppSettings, DialogSettings, HandoffSettings, KbSettings, RedisSettings, Settings, TelegramSettings
+from bot.settings import (
+    AppSettings,
+    DialogSettings,
+    HandoffSettings,
+    KbSettings,
+    RedisSettings,
+    Settings,
+    SurveySettings,
+    TelegramSettings,
+)
 from kb_index import Encoder
 from tests.conftest import MODEL_CACHE, SAMPLE_KB
 
@@ -23,7 +32,9 @@ SUPERVISOR_ID = 7100
 ADMIN_ID = 7200
 
 
-def make_settings(data_dir: Path, redis_url: str, api_base: str, **handoff: object) -> Settings:
+def make_settings(
+    data_dir: Path, redis_url: str, api_base: str, surveys: dict[str, object] | None = None, **handoff: object
+) -> Settings:
     hand = {
         "agent_ids": [AGENT_ID, SECOND_AGENT_ID],
         "supervisor_ids": [SUPERVISOR_ID],
@@ -38,6 +49,7 @@ def make_settings(data_dir: Path, redis_url: str, api_base: str, **handoff: obje
         redis=RedisSettings(url=redis_url),
         dialog=DialogSettings(),
         handoff=HandoffSettings(**hand),  # type: ignore[arg-type]
+        surveys=SurveySettings(**(surveys or {})),  # type: ignore[arg-type]
     )
 
 
@@ -88,12 +100,13 @@ async def running_app(
     prepared: Path,
     encoder: Encoder,
     redis_url: str,
+    surveys: dict[str, object] | None = None,
     **handoff: object,
 ) -> AsyncIterator[Running]:
     data = tmp / "data"
     shutil.copytree(prepared, data, ignore=shutil.ignore_patterns("redis"))
     async with TelegramEmulator() as emulator:
-        settings = make_settings(data, redis_url, emulator.base_url, **handoff)
+        settings = make_settings(data, redis_url, emulator.base_url, surveys, **handoff)
         app = await build_application(settings, encoder=encoder, token=emulator.token)
         app.start_background()
         polling = asyncio.create_task(

@@ -14,10 +14,11 @@ from aiogram.types import CallbackQuery, Message, User
 
 from handoff import HandoffDesk
 from handoff.relay import Relay
+from surveys.handlers import SurveyMessenger
 
 from bot.customer_handoff import CustomerHandoff
 from bot.dialog import Action, Customer, CustomerDialog, Reply
-from bot.replies import DialogCallback, parse_action, send_replies
+from bot.replies import DialogCallback, TrackCallback, parse_action, send_replies
 from bot.texts import Texts
 
 __all__ = ["build_router"]
@@ -50,13 +51,8 @@ def customer_of(user: User, chat_id: int) -> Customer:
     )
 
 
-async def _reply(bot: Bot, message_chat: int, replies: list[Reply], texts: Texts, lang: str, desk: HandoffDesk) -> None:
-    async def track(name: str, sent: Message) -> None:
-        if name.startswith("ticket:"):
-            ticket_id = name.split(":", 1)[1]
-            await desk.update(ticket_id, status_message_id=sent.message_id)
-
-    await send_replies(bot, message_chat, replies, texts, lang, on_tracked=track)
+async def _reply(bot: Bot, chat_id: int, replies: list[Reply], texts: Texts, lang: str, track: TrackCallback) -> None:
+    await send_replies(bot, chat_id, replies, texts, lang, on_tracked=track)
 
 
 async def _lang(dialog: CustomerDialog, chat_id: int) -> str:
@@ -72,47 +68,57 @@ async def _relayed(message: Message, desk: HandoffDesk, relay: Relay) -> bool:
     return True
 
 
-async def start(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk) -> None:
+async def start(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, track_sent: TrackCallback) -> None:
     assert message.from_user is not None
     customer = customer_of(message.from_user, message.chat.id)
     replies = await dialog.start(customer)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def help_command(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk) -> None:
+async def help_command(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, track_sent: TrackCallback) -> None:
     assert message.from_user is not None
     replies = await dialog.help(customer_of(message.from_user, message.chat.id))
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
 async def human_command(
     message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay
-) -> None:
+, track_sent: TrackCallback) -> None:
     assert message.from_user is not None
     if await _relayed(message, desk, relay):
         return
     replies = await dialog.ask_for_person(customer_of(message.from_user, message.chat.id), "/human")
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def text_message(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay) -> None:
+async def text_message(
+    message: Message,
+    bot: Bot,
+    dialog: CustomerDialog,
+    desk: HandoffDesk,
+    relay: Relay,
+    survey_messenger: SurveyMessenger,
+    track_sent: TrackCallback,
+) -> None:
     assert message.from_user is not None and message.text is not None
+    if await survey_messenger.take_comment(message):  # the comment he offered after a low score
+        return
     if await _relayed(message, desk, relay):
         return
     await bot.send_chat_action(message.chat.id, "typing")
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def edited_text(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay) -> None:
+async def edited_text(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay, track_sent: TrackCallback) -> None:
     assert message.from_user is not None and message.text is not None
     if await _relayed(message, desk, relay):
         return
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text, edited=True)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def other_message(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay) -> None:
+async def other_message(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay, track_sent: TrackCallback) -> None:
     """Photos, voice, stickers, documents, locations...: to the agent if one is involved, else a polite reply."""
     if message.from_user is None:
         return
@@ -120,7 +126,7 @@ async def other_message(message: Message, bot: Bot, dialog: CustomerDialog, desk
         return
     kind = next((k for attribute, k in _MEDIA_KINDS if getattr(message, attribute, None)), "other")
     replies = await dialog.media(customer_of(message.from_user, message.chat.id), kind, message.caption or "")
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), desk)
+    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
 async def other_edit(message: Message) -> None:
@@ -135,6 +141,7 @@ async def dialog_button(
     desk: HandoffDesk,
     customer_handoff: CustomerHandoff,
     relay: Relay,
+    track_sent: TrackCallback,
 ) -> None:
     action = parse_action(callback_data.a)
     chat_id = query.message.chat.id if query.message else query.from_user.id
@@ -151,12 +158,12 @@ async def dialog_button(
     if action is Action.CANCEL_WAIT:
         lang = await _lang(dialog, chat_id)
         reply, closed = await customer_handoff.cancel(chat_id, callback_data.s, lang)
-        await _reply(bot, chat_id, [reply], dialog.texts, lang, desk)
+        await _reply(bot, chat_id, [reply], dialog.texts, lang, track_sent)
         if closed is not None:
             await relay.ticket_closed_by_customer(closed)
         return
     replies = await dialog.button(customer, action, callback_data.s, callback_data.i)
-    await _reply(bot, chat_id, replies, dialog.texts, await _lang(dialog, chat_id), desk)
+    await _reply(bot, chat_id, replies, dialog.texts, await _lang(dialog, chat_id), track_sent)
 
 
 def build_router() -> Router:

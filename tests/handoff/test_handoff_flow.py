@@ -35,7 +35,7 @@ async def test_from_question_to_close_in_russian(running: Running) -> None:
     assert "Бот пробовал: «" in card.text  # the article the bot answered with
 
     [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
-    assert joined.text == "К разговору подключился Ольга. Пишите сюда — он видит всю переписку."
+    assert joined.text == "К разговору подключился сотрудник — Ольга. Пишите сюда: вся переписка перед ним."
 
     await running.emulator.send_message(customer, "Карта Мир, пишет «отказ банка»")
     [relayed] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
@@ -60,6 +60,13 @@ async def test_from_question_to_close_in_russian(running: Running) -> None:
     assert ticket is not None and ticket.state is TicketState.CLOSED and ticket.outcome == "resolved"
     assert ticket.first_reply_at >= ticket.taken_at > 0
 
+    # The bot, not the agent, asks how it went: CSAT about the help, then CES, in the same message.
+    [survey] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert survey.text is not None and survey.text.startswith("Насколько вы довольны помощью нашего сотрудника?")
+    assert labels(survey) == ["1", "2", "3", "4", "5"]
+    await running.emulator.press_button(customer, survey, "5")
+    await running.emulator.wait_until(lambda: "Насколько легко" in (running.emulator.bot_messages(customer.id)[-1].text or ""), 15)
+
     answer_again, _ = await running.say(customer, "Как отменить заказ?", count=2)  # the bot answers again
     assert answer_again.text is not None and answer_again.text.startswith("Как отменить заказ?")
 
@@ -75,7 +82,7 @@ async def test_from_question_to_close_in_english_with_an_english_agent(running: 
     assert card.text is not None and "reason: asked for a person" in card.text
     assert "The bot tried: nothing (asked for a person straight away)" in card.text
     [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
-    assert joined.text == "Kate has joined the conversation. Write here — they can see everything."
+    assert joined.text == "Kate from our support team has joined. Write here — they can see the whole conversation."
     await running.emulator.send_message(AGENT_EN, "Hi John, how can I help?")
     [hello] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
     assert hello.text == "Hi John, how can I help?"

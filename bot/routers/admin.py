@@ -1,0 +1,178 @@
+"""Admins' commands in their private chat: /reindex, /gaps, /agents; /stats for admins and supervisors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import BufferedInputFile, Message
+
+from bot.gaps import GapLog
+from bot.settings import Settings
+from bot.texts import Texts
+from handoff.workspace import AgentDirectory
+from kb_index import KbSourceError, KnowledgeBase
+from kb_index.gaps import group_gaps
+from surveys import SurveyService, build_report, render_chart
+
+__all__ = ["build_router"]
+
+
+class IsAdmin(Filter):
+    def __init__(self, supervisors_too: bool = False) -> None:
+        self.supervisors_too = supervisors_too
+
+    async def __call__(self, message: Message, directory: AgentDirectory) -> bool:
+        user = message.from_user
+        if user is None:
+            return False
+        return directory.is_admin(user.id) or (self.supervisors_too and directory.is_supervisor(user.id))
+
+
+def _lang(message: Message, texts: Texts) -> str:
+    code = (message.from_user.language_code or "") if message.from_user else ""
+    return texts.lang(code.split("-")[0])
+
+
+def _days(command: CommandObject, default: int = 30) -> int:
+    try:
+        return max(1, min(365, int((command.args or "").split()[0])))
+    except (ValueError, IndexError):
+        return default
+
+
+async def stats(message: Message, command: CommandObject, surveys: SurveyService, agent_texts: Texts) -> None:
+    lang = _lang(message, agent_texts)
+    days = _days(command)
+    until = time.time()
+    report = build_report(await surveys.surveys(until - days * 86400, until), until - days * 86400, until)
+    overall = report.overall
+    if not overall.sent:
+        await message.answer(agent_texts.get(lang, "stats_empty", days=days))
+        return
+    png = await asyncio.to_thread(render_chart, report)
+    caption = agent_texts.get(
+        lang,
+        "stats_caption",
+        days=days,
+        csat="-" if overall.csat is None else f"{100 * overall.csat:.0f}%",
+        ces="-" if overall.ces is None else f"{overall.ces:.2f}",
+        rate="-" if overall.response_rate is None else f"{100 * overall.response_rate:.0f}%",
+        sent=overall.sent,
+    )
+    await message.answer_photo(BufferedInputFile(png, filename="stats.png"), caption=caption)
+
+
+async def agents(message: Message, command: CommandObject, directory: AgentDirectory, agent_texts: Texts) -> None:
+    lang = _lang(message, agent_texts)
+    words = (command.args or "").split()
+    if len(words) == 2 and words[0] in ("add", "remove") and words[1].isdigit():
+        agent_id = int(words[1])
+        if words[0] == "add":
+            changed = await directory.desk.add_agent(agent_id)
+            key = "agent_added" if changed else "agent_unchanged"
+        else:
+            changed = await directory.desk.remove_agent(agent_id)
+            key = "agent_removed" if changed else "agent_unchanged"
+            if changed:
+                await directory.desk.set_online(agent_id, False)
+        await message.answer(agent_texts.get(lang, key, agent=agent_id))
+        return
+    if words:
+        await message.answer(agent_texts.get(lang, "agents_usage"))
+        return
+
+    def listed(ids: Any) -> str:
+        return ", ".join(str(i) for i in sorted(ids)) or "—"
+
+    await message.answer(
+        agent_texts.get(
+            lang,
+            "agents_list",
+            agents=listed(await directory.agents()),
+            supervisors=listed(directory.supervisor_ids),
+            admins=listed(directory.admin_ids),
+        )
+    )
+
+
+async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Settings, agent_texts: Texts) -> None:
+    """Rebuild the index from the source while the current one keeps answering; progress edited in place."""
+    lang = _lang(message, agent_texts)
+    status = await message.answer(agent_texts.get(lang, "reindex_progress", stage="…", percent=0))
+    loop = asyncio.get_running_loop()
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 2.0 and done < total:
+            return  # Telegram allows about one edit a second per chat
+        last[0] = now
+        text = agent_texts.get(lang, "reindex_progress", stage=stage, percent=int(100 * done / max(total, 1)))
+        asyncio.run_coroutine_threadsafe(_edit(bot, status, text), loop)
+
+    try:
+        summary = await asyncio.to_thread(kb.reindex, settings.kb.source, progress)
+    except KbSourceError as exc:
+        problems = "\n".join(f"• {p}" for p in exc.problems[:30])
+        await _edit(bot, status, agent_texts.get(lang, "reindex_failed", problems=problems))
+        return
+    await _edit(
+        bot,
+        status,
+        agent_texts.get(
+            lang,
+            "reindex_done",
+            version=summary.version,
+            articles=summary.articles,
+            added=len(summary.added),
+            changed=len(summary.changed),
+            removed=len(summary.removed),
+            seconds=f"{summary.seconds:.1f}",
+        ),
+    )
+
+
+async def _edit(bot: Bot, message: Message, text: str) -> None:
+    try:
+        await bot.edit_message_text(text, chat_id=message.chat.id, message_id=message.message_id)
+    except TelegramBadRequest:
+        pass  # not modified: the same progress twice
+
+
+async def gaps(message: Message, command: CommandObject, gap_log: GapLog, kb: KnowledgeBase, agent_texts: Texts) -> None:
+    lang = _lang(message, agent_texts)
+    days = _days(command)
+    found = await gap_log.since(days)
+    if not found:
+        await message.answer(agent_texts.get(lang, "gaps_none", days=days))
+        return
+    groups = await asyncio.to_thread(group_gaps, kb.encoder, found, cache=kb.cache)
+    lines = [agent_texts.get(lang, "gaps_header", days=days, total=len(found))]
+    for number, group in enumerate(groups[:15], start=1):
+        closest = group.closest_articles.most_common(1)
+        lines.append(
+            agent_texts.get(
+                lang,
+                "gaps_line",
+                n=number,
+                count=group.count,
+                examples=" | ".join(f"«{e[:80]}»" for e in group.examples),
+                closest=agent_texts.get(lang, "gaps_closest", article=closest[0][0]) if closest else "",
+            )
+        )
+    await message.answer("\n".join(lines)[:4000])
+
+
+def build_router() -> Router:
+    router = Router(name="admin")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(stats, Command("stats"), IsAdmin(supervisors_too=True))
+    router.message.register(agents, Command("agents"), IsAdmin())
+    router.message.register(reindex, Command("reindex"), IsAdmin())
+    router.message.register(gaps, Command("gaps"), IsAdmin())
+    return router

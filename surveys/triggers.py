@@ -1,0 +1,187 @@
+"""When a dialog ends, and so when to survey it.
+
+- An agent closes a ticket: CSAT about the help, then CES; sent through the hand-off relay, so it arrives
+  after the agent's last message and the "conversation closed" notice.
+- The customer says a bot answer helped: CES (effort measures self-service), then CSAT.
+- A bot answer, then silence for ``silence_seconds``: assumed resolved; the same survey, once.
+Never while a ticket is open, never twice for one dialog, never more often than the fatigue period allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+
+from bot.dialog import Button, Customer, Reply
+from handoff import HandoffDesk, Outcome, Ticket
+from handoff.relay import Relay
+from surveys import keys
+from surveys.handlers import SurveyMessenger
+from surveys.models import Survey, SurveyTrigger
+from surveys.service import SurveyService
+
+__all__ = ["SurveyTriggers", "articles_in_context"]
+
+log = logging.getLogger(__name__)
+_LEASE = f"{keys.PREFIX}:monitor-lease"
+
+
+def articles_in_context(turns: list[dict[str, object]]) -> list[str]:
+    """The articles the bot showed in a conversation, in order (from its decision and choice turns)."""
+    shown: list[str] = []
+    for turn in turns:
+        data = turn.get("data") or {}
+        if turn.get("kind") == "decision" and turn.get("text") == "answer":
+            matches = data.get("matches", [])  # type: ignore[union-attr]
+            if matches:
+                shown.append(str(matches[0]["article_id"]))
+        elif turn.get("kind") in ("choice", "article"):
+            shown.append(str(turn.get("text")))
+    return list(dict.fromkeys(shown))
+
+
+class SurveyTriggers:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        service: SurveyService,
+        messenger: SurveyMessenger,
+        desk: HandoffDesk,
+        relay: Relay,
+        *,
+        enabled: bool = True,
+        silence_seconds: float = 3600.0,
+        tick: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self.service = service
+        self.messenger = messenger
+        self.desk = desk
+        self.relay = relay
+        self.enabled = enabled
+        self.silence_seconds = silence_seconds
+        self.tick = tick
+        self._clock = clock
+        self._lease_owner = f"surveys-{id(self)}-{time.time_ns()}"
+
+    # ------------------------------------------------------------------ a ticket closed by an agent
+
+    async def ticket_closed(self, ticket: Ticket) -> None:
+        if not self.enabled or ticket.outcome not in (Outcome.RESOLVED.value, Outcome.UNRESOLVED.value):
+            return
+        survey = await self.service.open(
+            trigger=SurveyTrigger.AGENT_CLOSED,
+            chat_id=ticket.chat_id,
+            user_id=ticket.user_id,
+            lang=ticket.lang,
+            dialog=f"ticket:{ticket.id}",
+            customer_name=ticket.customer_name,
+            ticket_id=ticket.id,
+            agent_id=ticket.agent_id,
+            agent_name=ticket.agent_name,
+            articles=articles_in_context(await self.desk.context(ticket.id)),
+            waited_seconds=max(0.0, (ticket.taken_at or ticket.closed_at) - ticket.waiting_since),
+            handled_seconds=max(0.0, ticket.closed_at - (ticket.taken_at or ticket.created_at)),
+        )
+        if survey is None:
+            return
+        text, markup = self.messenger.first_message(survey)
+        await self.relay.send_text(
+            survey.chat_id, text, ticket.id, markup=markup.model_dump_json(exclude_none=True), track=f"survey:{survey.id}"
+        )
+
+    async def delivered(self, track: str, message_id: int, error: str) -> None:
+        """The relay delivered (or could not deliver) a tracked message; surveys keep their message id."""
+        if not track.startswith("survey:"):
+            return
+        survey_id = track.split(":", 1)[1]
+        if message_id:
+            await self.service.attach_message(survey_id, message_id)
+            return
+        survey = await self.service.get(survey_id)
+        if survey is not None:
+            await self.service.not_delivered(survey, blocked=error == "blocked")
+
+    # ------------------------------------------------------------------ bot answers (the dialog's survey port)
+
+    async def answer_given(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> None:
+        if self.enabled:
+            payload = json.dumps({"user": customer.user_id, "name": customer.name, "lang": lang, "articles": articles})
+            await self.service.answer_given(customer.chat_id, dialog, payload)
+
+    async def customer_spoke(self, chat_id: int) -> None:
+        if self.enabled:
+            await self.service.customer_spoke(chat_id)
+
+    async def after_helped(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> Reply | None:
+        if not self.enabled or await self.desk.open_ticket_of(customer.chat_id) is not None:
+            return None
+        survey = await self.service.open(
+            trigger=SurveyTrigger.BOT_HELPED,
+            chat_id=customer.chat_id,
+            user_id=customer.user_id,
+            lang=lang,
+            dialog=dialog,
+            customer_name=customer.name,
+            articles=articles,
+        )
+        if survey is None:
+            return None
+        return _as_reply(survey, self.messenger)
+
+    # ------------------------------------------------------------------ assumed resolved
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Survey bot answers that were followed by silence; in the process that holds the lease."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                if self.enabled and await self._lead():
+                    await self.survey_silent_answers()
+            except (TelegramBadRequest, TelegramForbiddenError, OSError):
+                log.warning("survey pass failed", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), self.tick)
+            except TimeoutError:
+                pass
+
+    async def survey_silent_answers(self) -> int:
+        sent = 0
+        for chat_id, dialog, raw in await self.service.due(self.silence_seconds):
+            if await self.desk.open_ticket_of(chat_id) is not None:
+                continue
+            payload = json.loads(raw or "{}")
+            survey = await self.service.open(
+                trigger=SurveyTrigger.ASSUMED_RESOLVED,
+                chat_id=chat_id,
+                user_id=int(payload.get("user", chat_id)),
+                lang=str(payload.get("lang", "")),
+                dialog=dialog,
+                customer_name=str(payload.get("name", "")),
+                articles=list(payload.get("articles", [])),
+            )
+            if survey is not None and await self.messenger.send(survey):
+                sent += 1
+        return sent
+
+    async def _lead(self) -> bool:
+        if await self._redis.get(_LEASE) == self._lease_owner:
+            await self._redis.pexpire(_LEASE, int(self.tick * 5000))
+            return True
+        return bool(await self._redis.set(_LEASE, self._lease_owner, nx=True, px=int(self.tick * 5000)))
+
+
+def _as_reply(survey: Survey, messenger: SurveyMessenger) -> Reply:
+    text, markup = messenger.first_message(survey)
+    rows = tuple(
+        tuple(Button(button.text, None, callback=button.callback_data or "") for button in row)
+        for row in markup.inline_keyboard
+    )
+    return Reply(text, buttons=rows, track=f"survey:{survey.id}")
