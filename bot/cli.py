@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+
+from redis.asyncio import Redis
 
 from kb_index import KbError, KbSourceError, ReindexSummary, SearchResult
 from kb_index.evaluation import EvalOptions, evaluate
 from kb_index.tuning import TuningOptions
 
 from bot.factory import build_encoder, build_knowledge_base, build_options_from, thresholds_from, weights_from
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 __all__ = ["main"]
@@ -30,11 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     settings = Settings()
-    logging.basicConfig(
-        level=getattr(logging, settings.app.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    fmt = settings.app.log_format
+    if fmt == "auto":
+        fmt = "json" if getattr(args, "service", False) else "text"
+    configure_logging(settings.app.log_level, fmt)
     try:
         return int(args.handler(args, settings) or 0)
     except KbSourceError as exc:
@@ -60,7 +61,14 @@ def _parser() -> argparse.ArgumentParser:
 
     run = areas.add_parser("run", help="run the bot (long polling; --webhook for webhook mode)")
     run.add_argument("--webhook", action="store_true", help="serve TELEGRAM_WEBHOOK_URL instead of polling")
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, service=True)
+
+    actions = areas.add_parser(
+        "actions", help="serve Zabota's knowledge base, hand-off and surveys as Rasa custom actions (docs/rasa.md)"
+    )
+    actions.add_argument("--host", default=None, help="listen address (default: ACTIONS_HOST)")
+    actions.add_argument("--port", type=int, default=None, help="port (default: ACTIONS_PORT, 5055)")
+    actions.set_defaults(handler=_actions, service=True)
 
     kb = areas.add_parser("kb", help="the knowledge base: reindex, search, evaluate").add_subparsers(
         title="kb commands", metavar="KB_COMMAND"
@@ -108,6 +116,25 @@ def _parser() -> argparse.ArgumentParser:
 
     prepare = kb.add_parser("prepare-model", help="prepare and verify the encoder model (done on first use too)")
     prepare.set_defaults(handler=_kb_prepare_model)
+
+    gaps = kb.add_parser("gaps", help="what customers asked that the knowledge base could not answer, grouped")
+    gaps.add_argument("--days", type=float, default=30, help="how far back (default 30 days)")
+    gaps.add_argument("--limit", type=int, default=20, help="groups to show (largest first)")
+    gaps.add_argument("--json", action="store_true")
+    gaps.set_defaults(handler=_kb_gaps)
+
+    stats = areas.add_parser("stats", help="CSAT, CES and response rate by day, agent, article and language")
+    stats.add_argument("--days", type=float, default=30, help="how far back (default 30 days)")
+    stats.add_argument("--json", action="store_true", help="the whole report as one JSON object")
+    stats.set_defaults(handler=_stats)
+
+    surveys = areas.add_parser("surveys", help="survey answers").add_subparsers(
+        title="survey commands", metavar="SURVEYS_COMMAND"
+    )
+    export = surveys.add_parser("export", help="every survey (sent, answered or not) as CSV")
+    export.add_argument("--days", type=float, default=30, help="how far back (default 30 days)")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(handler=_surveys_export)
 
     bench = areas.add_parser("bench", help="benchmarks").add_subparsers(title="benchmarks", metavar="BENCHMARK")
     bench_search = bench.add_parser("search", help="search latency, throughput, reindex time and memory by KB size")
@@ -311,10 +338,92 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------- running the bot
 
 
+async def _with_redis(settings: Settings, work: Callable[[Redis], Awaitable[int]]) -> int:
+    """Run ``work`` against the bot's Redis (REDIS_URL, or the embedded server under ZABOTA_DATA_DIR)."""
+    from bot.redis_server import connect_redis
+
+    redis, embedded = await connect_redis(settings.redis.url, settings.app.data_dir)
+    try:
+        return await work(redis)
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from surveys import SurveyService
+    from surveys.reports import build_report, format_table
+
+    async def work(redis: Redis) -> int:
+        until = time.time()
+        since = until - args.days * 86400
+        report = build_report(await SurveyService(redis).surveys(since, until), since, until)
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_table(report))
+        return 0
+
+    return asyncio.run(_with_redis(settings, work))
+
+
+def _surveys_export(args: argparse.Namespace, settings: Settings) -> int:
+    from surveys import SurveyService
+    from surveys.reports import export_csv
+
+    async def work(redis: Redis) -> int:
+        until = time.time()
+        found = await SurveyService(redis).surveys(until - args.days * 86400, until)
+        text = export_csv(found)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"{len(found)} surveys written to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    return asyncio.run(_with_redis(settings, work))
+
+
+def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.gaps import GapLog
+    from kb_index.gaps import group_gaps
+
+    async def work(redis: Redis) -> int:
+        found = await GapLog(redis).since(args.days)
+        if not found:
+            print(f"No unanswered questions in the last {args.days:g} days.")
+            return 0
+        kb = build_knowledge_base(settings)
+        groups = group_gaps(kb.encoder, found, cache=kb.cache)[: args.limit]
+        if args.json:
+            print(json.dumps({"questions": len(found), "groups": [g.to_dict() for g in groups]},
+                             ensure_ascii=False, indent=2))
+            return 0
+        print(f"{len(found)} questions the knowledge base could not answer in the last {args.days:g} days, "
+              "by topic, largest first:")
+        for number, group in enumerate(groups, start=1):
+            closest = group.closest_articles.most_common(1)
+            hint = f"  (closest article: {closest[0][0]})" if closest else ""
+            print(f"\n{number:>2}. {group.count} x{hint}")
+            for example in group.examples:
+                print(f"      «{example[:100]}»")
+        return 0
+
+    return asyncio.run(_with_redis(settings, work))
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
     return asyncio.run(run_bot(settings, webhook=args.webhook))
+
+
+def _actions(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.rasa.server import run_action_server
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        settings.actions = settings.actions.model_copy(update=overrides)
+    return asyncio.run(run_action_server(settings))
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -48,7 +48,8 @@ class CustomerHandoff:
         self.announce = announce
         self._clock = clock
 
-    async def request(self, request: HandoffRequest) -> HandoffOutcome:
+    async def request(self, request: HandoffRequest, *, channel: str = "telegram") -> HandoffOutcome:
+        """Open (or find) the customer's ticket; ``channel`` marks where he writes from (see ``Ticket.channel``)."""
         customer = request.customer
         opened = await self.desk.open(
             TicketRequest(
@@ -61,6 +62,7 @@ class CustomerHandoff:
                 question=request.question or _last_question(request),
                 frustration=request.frustration,
                 context=tuple(turn.to_json() for turn in request.context),
+                channel=channel,
             )
         )
         ticket = opened.ticket

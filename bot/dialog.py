@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,6 +128,14 @@ class SurveyPort(Protocol):
     async def after_helped(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> Reply | None: ...
 
 
+class SearchObserver(Protocol):
+    """Who wants to know how searches go (metrics): the decision and the time it took, or the failure."""
+
+    def searched(self, result: SearchResult, seconds: float) -> None: ...
+
+    def search_failed(self, error: BaseException) -> None: ...
+
+
 @dataclass
 class _Context:
     customer: Customer
@@ -149,6 +158,7 @@ class CustomerDialog:
         *,
         surveys: SurveyPort | None = None,
         gaps: GapLog | None = None,
+        observer: SearchObserver | None = None,
         default_lang: str = "ru",
     ) -> None:
         self.kb = kb
@@ -159,6 +169,7 @@ class CustomerDialog:
         self.handoff = handoff
         self.surveys = surveys
         self.gaps = gaps
+        self.observer = observer
         self.default_lang = default_lang
         self._menu_human = texts.variants("menu_human")
         self._menu_help = texts.variants("menu_help")
@@ -325,12 +336,17 @@ class CustomerDialog:
             await self._search(ctx, text)
 
     async def _search(self, ctx: _Context, text: str, unsure: HandoffReason = HandoffReason.BOT_UNSURE) -> None:
+        started = time.perf_counter()
         try:
             result = await self.kb.search_async(text, lang=ctx.lang)
-        except Exception:  # the customer is never left without an answer; the error is logged
+        except Exception as error:  # the customer is never left without an answer; the error is logged
             log.exception("knowledge-base search failed")
+            if self.observer is not None:
+                self.observer.search_failed(error)
             self._say(ctx, "error", buttons=((self._human_button(ctx),),))
             return
+        if self.observer is not None:
+            self.observer.searched(result, time.perf_counter() - started)
         await self.log.append(ctx.customer.chat_id, _decision_turn(result, ctx.lang))
         search = ShownSearch(
             question=text,

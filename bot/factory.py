@@ -27,7 +27,9 @@ from bot.conversation import ConversationLog, DialogStates
 from bot.customer_handoff import CustomerHandoff
 from bot.dialog import CustomerDialog
 from bot.gaps import GapLog
+from bot.metrics import Metrics, OpsEndpoints
 from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
+from bot.rasa.channel import RasaOutbox
 from bot.redis_server import EmbeddedRedis, connect_redis
 from bot.replies import TrackCallback
 import surveys as surveys_package
@@ -84,7 +86,11 @@ def build_options_from(settings: Settings) -> BuildOptions:
     )
 
 
-def build_knowledge_base(settings: Settings, encoder: Encoder | None = None) -> KnowledgeBase:
+def build_knowledge_base(
+    settings: Settings, encoder: Encoder | None = None, *, refresh_interval: float = 1.0
+) -> KnowledgeBase:
+    """``refresh_interval``: how often a search looks for a new index version itself; a long-running
+    application sets it to infinity and runs ``KnowledgeBase.watch`` instead, which loads off the event loop."""
     return KnowledgeBase(
         IndexStore(settings.kb_dir),
         encoder or build_encoder(settings),
@@ -93,6 +99,7 @@ def build_knowledge_base(settings: Settings, encoder: Encoder | None = None) -> 
         build_options=build_options_from(settings),
         default_lang=settings.kb.default_lang,
         cache=EmbeddingCache(settings.cache_dir / "embeddings.sqlite"),
+        refresh_interval=refresh_interval,
     )
 
 
@@ -122,6 +129,10 @@ class Application:
     survey_triggers: SurveyTriggers
     update_once: UpdateOnce
     pacer: TelegramPacer
+    customer_handoff: CustomerHandoff
+    gap_log: GapLog
+    metrics: Metrics
+    ops: OpsEndpoints
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -131,6 +142,7 @@ class Application:
             ("relay", self.relay.run(self._stop)),
             ("queue-monitor", self.monitor.run(self._stop)),
             ("surveys", self.survey_triggers.run(self._stop)),
+            ("index-watch", self.kb.watch(self._stop, self.settings.kb.refresh_seconds)),
         )
         for name, job in jobs:
             task = asyncio.create_task(job, name=name)
@@ -198,7 +210,7 @@ async def build_application(
     if redis is None:
         redis, embedded = await connect_redis(settings.redis.url, settings.app.data_dir)
     encoder = encoder or build_encoder(settings)
-    kb = build_knowledge_base(settings, encoder)
+    kb = build_knowledge_base(settings, encoder, refresh_interval=float("inf"))
     await asyncio.to_thread(ensure_index, kb, settings)
     intent_classifier = await asyncio.to_thread(
         IntentClassifier.load_or_train,
@@ -220,7 +232,9 @@ async def build_application(
         redis, max_tickets_per_agent=hs.max_tickets_per_agent, default_wait=hs.default_wait_minutes * 60
     )
     pacer = TelegramPacer()
+    metrics = Metrics()
     bot = build_bot(settings, token=token, pacer=pacer)
+    bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
     customer_handoff = CustomerHandoff(desk, texts, hours)
     workspace_ref: list[AgentWorkspace] = []
@@ -238,6 +252,7 @@ async def build_application(
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
         on_waiting_message=waiting_message,
         on_customer_closed=closed_by_customer,
+        other_channel=RasaOutbox(redis),  # customers of a Rasa assistant (``zabota actions``)
     )
     workspace = AgentWorkspace(
         redis,
@@ -284,6 +299,7 @@ async def build_application(
         Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang),
         agent_texts,
         alert_chat_ids=[*hs.supervisor_ids, *([ss.alert_chat_id] if ss.alert_chat_id else [])],
+        more_alert_chat_ids=directory.supervisors,
         transcript=transcript,
     )
     survey_triggers = SurveyTriggers(
@@ -306,6 +322,7 @@ async def build_application(
         customer_handoff,
         surveys=survey_triggers,
         gaps=gap_log,
+        observer=metrics,
         default_lang=default_lang,
     )
     update_once = UpdateOnce(redis)
@@ -325,6 +342,7 @@ async def build_application(
         settings=settings,
         track_sent=_tracker(desk, survey_service),
     )
+    dispatcher.update.outer_middleware(metrics.update_middleware())
     dispatcher.update.outer_middleware(ChatSequencer())
     dispatcher.update.outer_middleware(update_once)
     customers_router = customers.build_router()
@@ -365,4 +383,8 @@ async def build_application(
         survey_triggers=survey_triggers,
         update_once=update_once,
         pacer=pacer,
+        customer_handoff=customer_handoff,
+        gap_log=gap_log,
+        metrics=metrics,
+        ops=OpsEndpoints(metrics, redis, desk, survey_service, kb),
     )

@@ -106,7 +106,7 @@ class UpdateOnce(BaseMiddleware):
         try:
             result = await handler(event, data)
         except BaseException:
-            await self._redis.delete(key)  # let a redelivery try again
+            await asyncio.shield(self._redis.delete(key))  # let a redelivery try again (even when cancelled)
             raise
         await self._redis.set(key, "done", ex=self._done_ttl)
         return result

@@ -15,10 +15,13 @@ import shutil
 import signal
 from pathlib import Path
 
+from urllib.parse import unquote
+
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
-__all__ = ["EmbeddedRedis", "connect_redis", "redis_server_binary"]
+__all__ = ["EmbeddedRedis", "connect_redis", "redis_server_binary", "sentinel_master"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,47 @@ async def connect_redis(url: str, data_dir: Path) -> tuple[aioredis.Redis, Embed
         embedded = EmbeddedRedis(data_dir / "redis")
         await embedded.start()
         url = embedded.url
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client = sentinel_master(url) if url.startswith("redis+sentinel://") else aioredis.Redis.from_url(
+        url, decode_responses=True
+    )
     await client.ping()
     return client, embedded
+
+
+def sentinel_master(url: str) -> aioredis.Redis:
+    """A client that follows the master of a Sentinel-watched group, reconnecting to the new one after a failover.
+
+    ``redis+sentinel://[:password@]host1:26379,host2:26379/SERVICE[/DB]``: the sentinels, the name of the
+    group they monitor (``sentinel monitor SERVICE ...``) and the database number. The password, if any, is
+    the Redis servers' one; the sentinels are asked without it.
+    """
+    rest = url.removeprefix("redis+sentinel://")
+    credentials, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    service, _, db = path.partition("/")
+    if not hosts or not service:
+        raise ValueError("REDIS_URL for Sentinel: redis+sentinel://host1:26379,host2:26379/SERVICE[/DB]")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+        sentinels.append((name, int(port or 26379)))
+    password = unquote(credentials.partition(":")[2]) if credentials else None
+    sentinel = Sentinel(sentinels, socket_timeout=2.0)
+    client = sentinel.master_for(
+        service, redis_class=_SentinelMaster, password=password, db=int(db or 0), decode_responses=True,
+        socket_timeout=5.0,
+    )
+    client.sentinel = sentinel
+    return client
+
+
+class _SentinelMaster(aioredis.Redis):
+    """The master's client; closing it also closes the connections to the sentinels."""
+
+    sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel is not None:
+            for watcher in self.sentinel.sentinels:
+                await watcher.aclose()

@@ -42,6 +42,7 @@ def webhook_app(app: Application) -> web.Application:
         web_app, path=telegram.webhook_path
     )
     setup_application(web_app, app.dispatcher, bot=app.bot)
+    app.ops.register(web_app)
     return web_app
 
 
@@ -65,8 +66,18 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
             await _until_signal()
             await runner.cleanup()
         else:
+            ops = None
+            if settings.app.ops_port:
+                ops = web.AppRunner(app.ops.web_app())
+                await ops.setup()
+                await web.TCPSite(ops, settings.app.ops_host, settings.app.ops_port).start()
+                log.info("/metrics and /healthz on %s:%s", settings.app.ops_host, settings.app.ops_port)
             await app.bot.delete_webhook()
-            await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+            try:
+                await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+            finally:
+                if ops is not None:
+                    await ops.cleanup()
     finally:
         await app.close()
     return 0

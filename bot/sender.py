@@ -19,12 +19,12 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 
-__all__ = ["OutgoingLimits", "TelegramPacer"]
+__all__ = ["SENDING_METHODS", "OutgoingLimits", "TelegramPacer"]
 
 log = logging.getLogger(__name__)
 
 # Methods that put a message into a chat (edits count too: Telegram limits them the same way).
-_SENDING = {
+SENDING_METHODS = {
     "sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendSticker", "sendLocation", "sendVideo",
     "sendAudio", "sendAnimation", "sendMediaGroup", "copyMessage", "forwardMessage", "editMessageText",
     "editMessageReplyMarkup", "editMessageCaption",
@@ -83,7 +83,7 @@ class TelegramPacer(BaseRequestMiddleware):
         bot: Any,
         method: TelegramMethod[Any],
     ) -> Response[Any]:
-        if method.__api_method__ in _SENDING:
+        if method.__api_method__ in SENDING_METHODS:
             await self._acquire(getattr(method, "chat_id", None))
         for attempt in range(self.limits.max_retries + 1):
             try:

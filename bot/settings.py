@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
+    "ActionsSettings",
     "AppSettings",
     "DialogSettings",
     "HandoffSettings",
@@ -39,6 +40,14 @@ class AppSettings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Index versions, model cache, embedded Redis data.")
     cache_dir: Path | None = Field(None, description="Prepared models and cached vectors (default: DATA_DIR/cache).")
     log_level: str = "INFO"
+    log_format: str = Field(
+        "auto", description="'json' (one object per line), 'text', or 'auto': json for 'zabota run', text otherwise."
+    )
+    ops_host: str = Field("0.0.0.0", description="Where /metrics and /healthz listen in polling mode.")
+    ops_port: int = Field(
+        9100, ge=0, le=65535, description="Port of /metrics and /healthz in polling mode (0: off); "
+        "in webhook mode they are served beside the webhook."
+    )
 
 
 class KbSettings(BaseSettings):
@@ -75,6 +84,9 @@ class KbSettings(BaseSettings):
         0.25, ge=0.0, le=1.0, description="Score an article loses as the classifier's probability for it falls to 0."
     )
     batch_size: int = Field(32, ge=1)
+    refresh_seconds: float = Field(
+        1.0, gt=0, description="How often a running bot looks for a new index version (a reindex by any process)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> KbSettings:
@@ -158,6 +170,32 @@ class SurveySettings(BaseSettings):
     retention_days: int = Field(400, ge=1, description="How long survey answers are kept for reports.")
 
 
+class ActionsSettings(BaseSettings):
+    """ACTIONS_*: ``zabota actions``, the rasa-sdk action server, and the Rasa server it hands conversations back to."""
+
+    model_config = _config("ACTIONS_")
+
+    host: str = Field("0.0.0.0", description="Where the action server listens (Rasa's endpoints.yml points here).")
+    port: int = Field(5055, ge=1, le=65535, description="The action server's port (Rasa's default is 5055).")
+    rasa_url: str = Field(
+        "http://localhost:5005",
+        description="Rasa's HTTP API (rasa run --enable-api): agents' replies go there, customers' messages to an "
+        "agent are read from there, and a conversation is resumed there when its ticket closes.",
+    )
+    rasa_token: SecretStr = Field(SecretStr(""), description="Rasa's --auth-token, if it was started with one.")
+    output_channel: str = Field(
+        "latest", description="The Rasa channel agents' replies are sent through ('latest': the customer's own)."
+    )
+    poll_seconds: float = Field(2.0, gt=0, description="How often customers' messages to agents are read from Rasa.")
+
+    @field_validator("rasa_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("ACTIONS_RASA_URL must start with http:// or https:// (e.g. http://localhost:5005)")
+        return value.rstrip("/")
+
+
 class TelegramSettings(BaseSettings):
     """TELEGRAM_*: the bot's token and the Bot API server it talks to."""
 
@@ -199,6 +237,7 @@ class Settings:
         dialog: DialogSettings | None = None,
         handoff: HandoffSettings | None = None,
         surveys: SurveySettings | None = None,
+        actions: ActionsSettings | None = None,
     ) -> None:
         self.app = app or AppSettings()
         self.kb = kb or KbSettings()
@@ -207,6 +246,7 @@ class Settings:
         self.dialog = dialog or DialogSettings()
         self.handoff = handoff or HandoffSettings()
         self.surveys = surveys or SurveySettings()
+        self.actions = actions or ActionsSettings()
 
     @property
     def cache_dir(self) -> Path:

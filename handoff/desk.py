@@ -79,6 +79,7 @@ redis.call('SREM', ARGV[5] .. agent .. ':tickets', ARGV[1])
 if redis.call('GET', ARGV[5] .. agent .. ':active') == ARGV[1] then redis.call('DEL', ARGV[5] .. agent .. ':active') end
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[2], 'outcome', ARGV[3], 'closed_by', ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'closed:' .. ARGV[3], 1)
 return 1
 """
 
@@ -151,6 +152,7 @@ class HandoffDesk:
             repeat_contact=repeat,
             created_at=now,
             waiting_since=now,
+            channel=request.channel,
         )
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.ticket(ticket_id), mapping=ticket.to_redis())
@@ -158,6 +160,7 @@ class HandoffDesk:
                 pipe.rpush(keys.context(ticket_id), *request.context)
                 pipe.expire(keys.context(ticket_id), self._context_ttl)
             pipe.zadd(keys.QUEUE, {ticket_id: self._score(ticket)})
+            pipe.hincrby(keys.STATS, "opened", 1)
             pipe.lpush(keys.customer_history(request.chat_id), ticket_id)
             pipe.ltrim(keys.customer_history(request.chat_id), 0, 49)
             await pipe.execute()
@@ -223,6 +226,16 @@ class HandoffDesk:
     async def queue_length(self) -> int:
         return int(await self._redis.zcard(keys.QUEUE))
 
+    async def counts(self) -> dict[str, int]:
+        """Tickets by state across all processes: waiting, assigned, and closed by outcome ("closed:resolved")."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.STATS)
+            pipe.zcard(keys.QUEUE)
+            stats, waiting = await pipe.execute()
+        closed = {k: int(v) for k, v in stats.items() if k.startswith("closed:")}
+        open_ = int(stats.get("opened", 0)) - sum(closed.values())
+        return {"waiting": int(waiting), "assigned": max(0, open_ - int(waiting)), **closed}
+
     async def longest_wait(self) -> float:
         """Seconds the longest-waiting ticket has waited (0 with an empty queue)."""
         oldest = 0.0
@@ -275,7 +288,7 @@ class HandoffDesk:
     async def close(self, ticket_id: str, outcome: Outcome, closed_by: str) -> Ticket:
         ticket = await self.require(ticket_id)
         ok = await self._close(
-            keys=[keys.ticket(ticket_id), keys.QUEUE, keys.customer(ticket.chat_id)],
+            keys=[keys.ticket(ticket_id), keys.QUEUE, keys.customer(ticket.chat_id), keys.STATS],
             args=[ticket_id, self._clock(), outcome.value, closed_by, f"{keys.PREFIX}:agent:"],
         )
         if not ok:
@@ -347,6 +360,15 @@ class HandoffDesk:
 
     async def added_agents(self) -> set[int]:
         return {int(x) for x in await self._redis.smembers(keys.AGENTS)}
+
+    async def add_supervisor(self, user_id: int) -> bool:
+        return bool(await self._redis.sadd(keys.SUPERVISORS, str(user_id)))
+
+    async def remove_supervisor(self, user_id: int) -> bool:
+        return bool(await self._redis.srem(keys.SUPERVISORS, str(user_id)))
+
+    async def added_supervisors(self) -> set[int]:
+        return {int(x) for x in await self._redis.smembers(keys.SUPERVISORS)}
 
     # ------------------------------------------------------------------ notes and relay bookkeeping
 

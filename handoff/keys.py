@@ -11,12 +11,14 @@ also work on Redis Cluster, where a script's keys must live in one slot.
     zabota:{handoff}:customer:{chat_id}           the customer's open ticket id
     zabota:{handoff}:customer:{chat_id}:history   the customer's earlier ticket ids (list, newest first)
     zabota:{handoff}:agents                       agents added by admins (set of user ids)
+    zabota:{handoff}:supervisors                  supervisors added by admins (set of user ids)
     zabota:{handoff}:online                       agents online (hash: user id -> since)
     zabota:{handoff}:agent:{id}                   the agent's profile (hash: display name ...)
     zabota:{handoff}:agent:{id}:tickets           tickets the agent holds (set)
     zabota:{handoff}:agent:{id}:active            the ticket his plain messages go to
     zabota:{handoff}:relay:{chat_id}:{message_id} which ticket a relayed message belongs to (for replies)
     zabota:{handoff}:waits                        recent waiting times in seconds (list, newest first)
+    zabota:{handoff}:stats                        tickets opened and closed, by outcome (hash of counters)
     zabota:{handoff}:outbox                       messages to relay (stream; consumer group "relay")
     zabota:{handoff}:sent:{entry_id}              a relayed outbox entry was delivered (guards against doubles)
 """
@@ -27,8 +29,10 @@ PREFIX = "zabota:{handoff}"
 SEQUENCE = f"{PREFIX}:seq"
 QUEUE = f"{PREFIX}:queue"
 AGENTS = f"{PREFIX}:agents"
+SUPERVISORS = f"{PREFIX}:supervisors"
 ONLINE = f"{PREFIX}:online"
 WAITS = f"{PREFIX}:waits"
+STATS = f"{PREFIX}:stats"
 OUTBOX = f"{PREFIX}:outbox"
 
 

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from handoff import keys
+from handoff.lease import Lease, run_periodically
 from handoff.tickets import TicketState
 from handoff.workspace import AgentWorkspace, format_duration
 
@@ -59,27 +60,12 @@ class QueueMonitor:
         self.tick = tick
         self.board_lang = board_lang
         self._clock = clock
-        self._lease_owner = f"monitor-{id(self)}-{time.time_ns()}"
+        self._lease = Lease(redis, _LEASE, tick * 5)
         self.board_edits = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            try:
-                if await self._lead():
-                    await self.check_once()
-            except (TelegramBadRequest, TelegramForbiddenError, OSError):
-                log.warning("queue monitor pass failed", exc_info=True)
-            try:
-                await asyncio.wait_for(stop.wait(), self.tick)
-            except TimeoutError:
-                pass
-
-    async def _lead(self) -> bool:
-        if await self._redis.get(_LEASE) == self._lease_owner:
-            await self._redis.pexpire(_LEASE, int(self.tick * 5000))
-            return True
-        return bool(await self._redis.set(_LEASE, self._lease_owner, nx=True, px=int(self.tick * 5000)))
+        """One pass every ``tick`` seconds, in the one process that holds the monitor lease."""
+        await run_periodically("queue monitor", self.check_once, self._lease, stop or asyncio.Event(), self.tick)
 
     async def check_once(self) -> None:
         waiting = await self.desk.waiting(1000)
@@ -126,7 +112,8 @@ class QueueMonitor:
     # ------------------------------------------------------------------ supervisors
 
     async def _alerts(self, waiting: list, now: float) -> None:
-        if not self.supervisor_ids:
+        supervisors = sorted({*self.supervisor_ids, *await self.workspace.directory.supervisors()})
+        if not supervisors:
             return
         online = len(await self.desk.online_agents())
         for ticket in waiting:
@@ -136,7 +123,7 @@ class QueueMonitor:
             flag = f"{keys.ticket(ticket.id)}:alerted"
             if not await self._redis.set(flag, "1", nx=True, ex=7 * 24 * 3600):
                 continue
-            for supervisor in self.supervisor_ids:
+            for supervisor in supervisors:
                 lang = await self.workspace.agent_lang(supervisor)
                 await self.workspace.tell_agent(
                     supervisor, "alert_waiting", ticket=ticket.id, name=ticket.customer_name,

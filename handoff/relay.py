@@ -15,18 +15,20 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup, Message
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from handoff import keys
 from handoff.desk import HandoffDesk
+from handoff.lease import Lease
 from handoff.tickets import Ticket, TicketState
 
-__all__ = ["Relay"]
+__all__ = ["OtherChannel", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,17 @@ return false
 Notify = Callable[[Ticket], Awaitable[None]]
 # (what the entry was tracked as, the delivered message id or 0, "" or "blocked" or "refused")
 Delivered = Callable[[str, int, str], Awaitable[None]]
+
+
+class OtherChannel(Protocol):
+    """Customers who write from outside Telegram (a Rasa assistant's): what is relayed to them is handed over here.
+
+    ``deliver`` gets the outbox entry (``text`` holds the words of a copied message) and returns a message id.
+    """
+
+    def reaches(self, chat_id: int) -> bool: ...
+
+    async def deliver(self, entry: dict[str, str]) -> int: ...
 
 
 def message_kind(message: Message) -> str:
@@ -68,6 +81,7 @@ class Relay:
         on_waiting_message: Notify | None = None,
         on_customer_closed: Notify | None = None,
         on_delivered: Delivered | None = None,
+        other_channel: OtherChannel | None = None,
         claim_idle_ms: int = 5_000,
     ) -> None:
         self._redis = redis
@@ -77,8 +91,10 @@ class Relay:
         self._on_waiting_message = on_waiting_message
         self._on_customer_closed = on_customer_closed
         self.on_delivered = on_delivered
+        self.other_channel = other_channel
         self._claim_idle_ms = claim_idle_ms
         self._consumer = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._lease = Lease(redis, _LEADER, 10.0, owner=self._consumer)
         self._enqueue_once = redis.register_script(_ENQUEUE_ONCE)
         self.delivered = 0
 
@@ -124,11 +140,24 @@ class Relay:
                 "from_chat": str(message.chat.id),
                 "message_id": str(message.message_id),
                 "kind": kind,
+                "text": text,
                 "header": "",
                 "direction": "to_customer",
             },
             once=f"{message.chat.id}:{message.message_id}",
         )
+
+    async def customer_text(self, ticket: Ticket, text: str, source: str) -> None:
+        """A customer's text from another channel (``source`` names it once): as ``customer_message`` does."""
+        turn = {"role": "customer", "kind": "text", "text": text, "lang": ticket.lang, "data": {}, "at": time.time()}
+        await self.desk.append_context(ticket.id, json.dumps(turn, ensure_ascii=False))
+        await self.desk.mark(ticket.id, customer_message=True)
+        if ticket.state is TicketState.ASSIGNED:
+            entry = {"ticket": ticket.id, "to": str(ticket.agent_id), "kind": "text", "header": "",
+                     "text": f"{self._header(ticket)}\n{text}", "direction": "to_agent"}
+            await self.enqueue(entry, once=source)
+        elif self._on_waiting_message is not None:
+            await self._on_waiting_message(ticket)
 
     async def send_text(
         self,
@@ -166,10 +195,10 @@ class Relay:
         await self._ensure_group()
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            if not await self._lead():
-                await asyncio.sleep(1.0)
-                continue
             try:
+                if not await self._lead():
+                    await asyncio.sleep(1.0)
+                    continue
                 await self.deliver_pending()
                 entries = await self._redis.xreadgroup(GROUP, self._consumer, {keys.OUTBOX: ">"}, count=20, block=1000)
                 for _stream, items in entries or []:
@@ -177,6 +206,12 @@ class Relay:
                         await self._deliver(entry_id, fields)
             except (TelegramNetworkError, OSError):
                 log.warning("relay: Telegram unreachable; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+            except RedisError:
+                log.warning("relay: Redis unavailable; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+            except Exception:  # undelivered entries stay pending and are retried; the worker lives on
+                log.exception("relay: unexpected error; retrying")
                 await asyncio.sleep(1.0)
 
     async def deliver_pending(self) -> int:
@@ -201,7 +236,10 @@ class Relay:
             await self._redis.xack(keys.OUTBOX, GROUP, entry_id)  # sent before a crash: never twice
             return
         try:
-            message_id = await self._send(fields)
+            if self.other_channel is not None and self.other_channel.reaches(int(fields["to"])):
+                message_id = await self.other_channel.deliver(fields)
+            else:
+                message_id = await self._send(fields)
         except TelegramRetryAfter as exc:
             await asyncio.sleep(exc.retry_after)
             return  # stays pending; retried
@@ -248,12 +286,7 @@ class Relay:
 
     async def _lead(self) -> bool:
         """Hold (or take over) the relay lease; only its holder delivers, so a chat's messages stay in order."""
-        holder = await self._redis.get(_LEADER)
-        if holder == self._consumer:
-            await self._redis.pexpire(_LEADER, 10_000)
-            return True
-        return bool(await self._redis.set(_LEADER, self._consumer, nx=True, px=10_000))
+        return await self._lease.hold()
 
     async def step_down(self) -> None:
-        if await self._redis.get(_LEADER) == self._consumer:
-            await self._redis.delete(_LEADER)
+        await self._lease.release()

@@ -41,6 +41,7 @@ class TicketRequest:
     username: str = ""
     frustration: tuple[str, ...] = ()
     context: tuple[str, ...] = ()  # the conversation log's turns, as JSON
+    channel: str = "telegram"  # where the customer writes from: "telegram", or "rasa" (a Rasa assistant's user)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Ticket:
     closed_by: str = ""
     status_message_id: int = 0  # the customer's "you are number N in the queue" message, edited in place
     status_position: int = 0
+    channel: str = "telegram"
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_redis(self) -> dict[str, str]:

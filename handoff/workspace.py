@@ -52,10 +52,18 @@ class AgentDirectory:
     admin_ids: frozenset[int]
 
     async def is_agent(self, user_id: int) -> bool:
-        return user_id in self.agent_ids or user_id in self.supervisor_ids or user_id in await self.desk.added_agents()
+        return (
+            user_id in self.agent_ids
+            or user_id in await self.desk.added_agents()
+            or await self.is_supervisor(user_id)
+        )
 
-    def is_supervisor(self, user_id: int) -> bool:
-        return user_id in self.supervisor_ids
+    async def is_supervisor(self, user_id: int) -> bool:
+        return user_id in self.supervisor_ids or user_id in await self.desk.added_supervisors()
+
+    async def supervisors(self) -> list[int]:
+        """Configured supervisors and those added by admins: who gets alerts."""
+        return sorted(set(self.supervisor_ids) | await self.desk.added_supervisors())
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids
@@ -64,7 +72,7 @@ class AgentDirectory:
         return self.is_admin(user_id) or await self.is_agent(user_id)
 
     async def agents(self) -> list[int]:
-        return sorted(set(self.agent_ids) | set(self.supervisor_ids) | await self.desk.added_agents())
+        return sorted(set(self.agent_ids) | await self.desk.added_agents() | set(await self.supervisors()))
 
 
 def format_duration(seconds: float, texts: Texts, lang: str) -> str:

@@ -103,6 +103,19 @@ class KnowledgeBase:
             log.info("serving knowledge-base index version %s (%d articles)", version, len(loaded))
             return True
 
+    async def watch(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Switch to each new index version (a reindex by any process) soon after it appears, loading it in a
+        worker thread so that questions keep being answered from the old version meanwhile."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:
+                log.exception("checking for a new knowledge-base index version failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+
     def search(self, question: str, *, lang: str | None = None, limit: int = 3) -> SearchResult:
         """Search one question; encoding happens in the calling thread."""
         normalized = normalize_text(question)

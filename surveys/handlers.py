@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
@@ -45,6 +45,7 @@ class SurveyMessenger:
         staff_texts: Texts,
         *,
         alert_chat_ids: Sequence[int] = (),
+        more_alert_chat_ids: Callable[[], Awaitable[Iterable[int]]] | None = None,
         transcript: Transcript | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -53,6 +54,7 @@ class SurveyMessenger:
         self.texts = texts
         self.staff_texts = staff_texts
         self.alert_chat_ids = list(dict.fromkeys(alert_chat_ids))
+        self._more_alert_chat_ids = more_alert_chat_ids  # e.g. supervisors added by admins since the start
         self._transcript = transcript
         self._clock = clock
         self.alerts_sent = 0
@@ -168,13 +170,21 @@ class SurveyMessenger:
         if survey is None:
             return False
         await message.answer(self.texts.get(survey.lang, "comment_thanks"))
-        for chat_id in self.alert_chat_ids:
+        await self.forward_comment(survey)
+        return True
+
+    async def _alert_chats(self) -> list[int]:
+        more = await self._more_alert_chat_ids() if self._more_alert_chat_ids is not None else ()
+        return list(dict.fromkeys([*self.alert_chat_ids, *more]))
+
+    async def forward_comment(self, survey: Survey) -> None:
+        """A low-score survey's comment, to the supervisors who got its alert."""
+        for chat_id in await self._alert_chats():
             lang = self.staff_texts.default_lang
             await self._tell(chat_id, self.staff_texts.get(
                 lang, "low_score_comment", ticket=f" ({survey.ticket_id})" if survey.ticket_id else "",
                 customer=survey.customer_name, comment=survey.comment,
             ))
-        return True
 
     # ------------------------------------------------------------------ alerts
 
@@ -182,7 +192,7 @@ class SurveyMessenger:
         """A CSAT or CES of 1-2: the scores, the comment, the agent and the conversation, to supervisors at once."""
         transcript = await self._transcript(survey) if self._transcript is not None else "—"
         scores = ", ".join(f"{q.upper()} {v}" for q, v in survey.answers.items())
-        for chat_id in self.alert_chat_ids:
+        for chat_id in await self._alert_chats():
             lang = self.staff_texts.default_lang
             text = self.staff_texts.get(
                 lang,

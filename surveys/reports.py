@@ -137,6 +137,32 @@ _CSV_FIELDS = (
 )
 
 
+def format_table(report: Report) -> str:
+    """The report as plain-text tables (``zabota stats``): overall, then per agent, language, article and day."""
+    since = datetime.fromtimestamp(report.since, UTC).strftime("%Y-%m-%d")
+    until = datetime.fromtimestamp(report.until, UTC).strftime("%Y-%m-%d")
+    lines = [f"Surveys {since} .. {until} (CSAT: share of 4-5 answers; CES: mean, 1 very hard .. 5 very easy)", ""]
+    header = f"{'':<28} {'sent':>6} {'answered':>9} {'rate':>6} {'CSAT':>6} {'n':>5} {'CES':>5} {'n':>5} {'low':>5}"
+
+    def row(name: str, f: Figures) -> str:
+        return (
+            f"{name[:28]:<28} {f.sent:>6} {f.answered:>9} {_pct(f.response_rate):>6} {_pct(f.csat):>6} "
+            f"{f.csat_answers:>5} {'-' if f.ces is None else f'{f.ces:.2f}':>5} {f.ces_answers:>5} {f.low_scores:>5}"
+        )
+
+    lines += [header, row("all", report.overall)]
+    if report.overall.nps is not None:
+        lines.append(f"NPS {report.overall.nps:+.0f} ({report.overall.nps_answers} answers)")
+    for title, groups in (("by agent", report.by_agent), ("by language", report.by_lang),
+                          ("by article", report.by_article), ("by day", report.by_day)):
+        if groups:
+            lines += ["", title, header]
+            ordered = sorted(groups.items()) if title == "by day" else sorted(
+                groups.items(), key=lambda item: -item[1].sent)
+            lines += [row(name, figures) for name, figures in ordered]
+    return "\n".join(lines)
+
+
 def export_csv(surveys: Sequence[Survey]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)

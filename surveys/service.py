@@ -76,8 +76,13 @@ class SurveyService:
         articles: Sequence[str] = (),
         waited_seconds: float = 0.0,
         handled_seconds: float = 0.0,
+        first: Question | None = None,
+        channel: str = "telegram",
     ) -> Survey | None:
-        """A new survey for this dialog, or None: already surveyed, surveyed recently, or blocked."""
+        """A new survey for this dialog, or None: already surveyed, surveyed recently, or blocked.
+
+        CSAT and CES are both asked, the first one by the trigger (CSAT after an agent) unless ``first`` says.
+        """
         if await self._redis.exists(keys.blocked(chat_id)):
             return None
         now = self._clock()
@@ -88,6 +93,8 @@ class SurveyService:
         if self.fatigue_seconds > 0 and not await self._first_in_period(keys.customer(chat_id), self.fatigue_seconds):
             return None  # surveyed within the fatigue period: this dialog goes unsurveyed
         questions = [Question.CSAT, Question.CES] if trigger is SurveyTrigger.AGENT_CLOSED else [Question.CES, Question.CSAT]
+        if first in questions:
+            questions.sort(key=lambda question: question is not first)
         if self.nps_enabled and await self._first_in_period(keys.nps(chat_id), self.nps_period_seconds):
             questions.append(Question.NPS)
         survey = Survey(
@@ -100,6 +107,7 @@ class SurveyService:
             dialog=dialog,
             sent_at=now,
             expires_at=now + self.expiry_seconds,
+            channel=channel,
             customer_name=customer_name,
             ticket_id=ticket_id,
             agent_id=agent_id,

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from bot.dialog import Button, Customer, Reply
 from handoff import HandoffDesk, Outcome, Ticket
+from handoff.lease import Lease, run_periodically
 from handoff.relay import Relay
 from surveys import keys
 from surveys.handlers import SurveyMessenger
@@ -29,7 +29,7 @@ from surveys.service import SurveyService
 __all__ = ["SurveyTriggers", "articles_in_context"]
 
 log = logging.getLogger(__name__)
-_LEASE = f"{keys.PREFIX}:monitor-lease"
+_LEASE = f"{keys.PREFIX}:survey-lease"
 
 
 def articles_in_context(turns: list[dict[str, object]]) -> list[str]:
@@ -69,7 +69,7 @@ class SurveyTriggers:
         self.silence_seconds = silence_seconds
         self.tick = tick
         self._clock = clock
-        self._lease_owner = f"surveys-{id(self)}-{time.time_ns()}"
+        self._lease = Lease(redis, _LEASE, tick * 5)
 
     # ------------------------------------------------------------------ a ticket closed by an agent
 
@@ -89,6 +89,7 @@ class SurveyTriggers:
             articles=articles_in_context(await self.desk.context(ticket.id)),
             waited_seconds=max(0.0, (ticket.taken_at or ticket.closed_at) - ticket.waiting_since),
             handled_seconds=max(0.0, ticket.closed_at - (ticket.taken_at or ticket.created_at)),
+            channel=ticket.channel,
         )
         if survey is None:
             return
@@ -140,17 +141,8 @@ class SurveyTriggers:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Survey bot answers that were followed by silence; in the process that holds the lease."""
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            try:
-                if self.enabled and await self._lead():
-                    await self.survey_silent_answers()
-            except (TelegramBadRequest, TelegramForbiddenError, OSError):
-                log.warning("survey pass failed", exc_info=True)
-            try:
-                await asyncio.wait_for(stop.wait(), self.tick)
-            except TimeoutError:
-                pass
+        if self.enabled:
+            await run_periodically("survey", self.survey_silent_answers, self._lease, stop or asyncio.Event(), self.tick)
 
     async def survey_silent_answers(self) -> int:
         sent = 0
@@ -170,12 +162,6 @@ class SurveyTriggers:
             if survey is not None and await self.messenger.send(survey):
                 sent += 1
         return sent
-
-    async def _lead(self) -> bool:
-        if await self._redis.get(_LEASE) == self._lease_owner:
-            await self._redis.pexpire(_LEASE, int(self.tick * 5000))
-            return True
-        return bool(await self._redis.set(_LEASE, self._lease_owner, nx=True, px=int(self.tick * 5000)))
 
 
 def _as_reply(survey: Survey, messenger: SurveyMessenger) -> Reply:

@@ -30,7 +30,7 @@ class IsAdmin(Filter):
         user = message.from_user
         if user is None:
             return False
-        return directory.is_admin(user.id) or (self.supervisors_too and directory.is_supervisor(user.id))
+        return directory.is_admin(user.id) or (self.supervisors_too and await directory.is_supervisor(user.id))
 
 
 def _lang(message: Message, texts: Texts) -> str:
@@ -70,17 +70,19 @@ async def stats(message: Message, command: CommandObject, surveys: SurveyService
 async def agents(message: Message, command: CommandObject, directory: AgentDirectory, agent_texts: Texts) -> None:
     lang = _lang(message, agent_texts)
     words = (command.args or "").split()
-    if len(words) == 2 and words[0] in ("add", "remove") and words[1].isdigit():
-        agent_id = int(words[1])
-        if words[0] == "add":
-            changed = await directory.desk.add_agent(agent_id)
-            key = "agent_added" if changed else "agent_unchanged"
-        else:
-            changed = await directory.desk.remove_agent(agent_id)
-            key = "agent_removed" if changed else "agent_unchanged"
-            if changed:
-                await directory.desk.set_online(agent_id, False)
-        await message.answer(agent_texts.get(lang, key, agent=agent_id))
+    actions = {
+        "add": (directory.desk.add_agent, "agent_added"),
+        "remove": (directory.desk.remove_agent, "agent_removed"),
+        "add-supervisor": (directory.desk.add_supervisor, "supervisor_added"),
+        "remove-supervisor": (directory.desk.remove_supervisor, "supervisor_removed"),
+    }
+    if len(words) == 2 and words[0] in actions and words[1].isdigit():
+        user_id = int(words[1])
+        change, key = actions[words[0]]
+        changed = await change(user_id)
+        if changed and words[0] == "remove" and not await directory.is_agent(user_id):
+            await directory.desk.set_online(user_id, False)  # his tickets go back to the queue
+        await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=user_id))
         return
     if words:
         await message.answer(agent_texts.get(lang, "agents_usage"))
@@ -94,7 +96,7 @@ async def agents(message: Message, command: CommandObject, directory: AgentDirec
             lang,
             "agents_list",
             agents=listed(await directory.agents()),
-            supervisors=listed(directory.supervisor_ids),
+            supervisors=listed(await directory.supervisors()),
             admins=listed(directory.admin_ids),
         )
     )
@@ -118,8 +120,12 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
     try:
         summary = await asyncio.to_thread(kb.reindex, settings.kb.source, progress)
     except KbSourceError as exc:
-        problems = "\n".join(f"• {p}" for p in exc.problems[:30])
-        await _edit(bot, status, agent_texts.get(lang, "reindex_failed", problems=problems))
+        root = f"{settings.kb.source}/"
+        shown = [f"• {str(p).removeprefix(root)}" for p in exc.problems[:20]]
+        if len(exc.problems) > len(shown):
+            shown.append(agent_texts.get(lang, "reindex_more_problems", count=len(exc.problems) - len(shown)))
+        text = agent_texts.get(lang, "reindex_failed", problems="\n".join(shown))
+        await _edit(bot, status, text if len(text) <= 4096 else text[:4095] + "…")
         return
     await _edit(
         bot,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 
 import pytest
 import redis.asyncio as aioredis
@@ -132,3 +134,33 @@ async def test_reports_match_hand_computed_figures(redis) -> None:  # type: igno
     assert rows[2]["agent_name"] == "Борис" and rows[2]["articles"] == "delivery-cost"
     png = render_chart(report)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+async def test_zabota_stats_and_export_show_the_stored_answers(redis, clean_redis, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import main
+
+    service = SurveyService(redis)
+    answers = [("Ольга", 5, 4), ("Ольга", 2, 1), ("Иван", 4, 5)]
+    for n, (agent, csat, ces) in enumerate(answers):
+        survey = await open_survey(service, 100 + n, f"ticket:T{n}", agent_id=7000 + n, agent_name=agent)
+        assert survey is not None
+        await service.tap(survey.id, 100 + n, "csat", csat)
+        await service.tap(survey.id, 100 + n, "ces", ces)
+    await open_survey(service, 200, "ticket:T9", agent_name="Иван")  # sent, never answered
+    monkeypatch.setenv("REDIS_URL", clean_redis)
+
+    assert await asyncio.to_thread(main, ["stats", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overall"]["sent"] == 4 and report["overall"]["answered"] == 3
+    assert report["overall"]["csat"] == round(2 / 3, 4) and report["overall"]["ces"] == round(10 / 3, 3)
+    assert report["by_agent"]["Ольга"]["csat"] == 0.5 and report["by_agent"]["Иван"]["response_rate"] == 0.5
+
+    assert await asyncio.to_thread(main, ["stats"]) == 0
+    table = capsys.readouterr().out
+    assert "CSAT: share of 4-5 answers" in table
+    assert any(line.startswith("all ") and " 67% " in line for line in table.splitlines())
+
+    assert await asyncio.to_thread(main, ["surveys", "export"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted((r["agent_name"], r["csat"], r["ces"]) for r in rows) == [
+        ("Иван", "", ""), ("Иван", "4", "5"), ("Ольга", "2", "1"), ("Ольга", "5", "4")]

@@ -1,0 +1,60 @@
+"""An admin's /reindex while customers are asking: nobody gets a failed answer, the new version serves after."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+from bot.emulator import EmulatedUser
+from tests.conftest import SAMPLE_KB
+from tests.harness import ADMIN_ID, Running
+
+ADMIN = EmulatedUser(id=ADMIN_ID, first_name="Админ", language_code="ru")
+QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]
+
+
+async def test_customers_keep_getting_answers_while_an_admin_reindexes(running: Running, tmp_path: Path) -> None:
+    source = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, source)
+    article = source / "ru" / "cancel-order.md"
+    article.write_text(article.read_text(encoding="utf-8").replace(
+        "Как отменить заказ?", "Как отменить заказ или его часть?", 1), encoding="utf-8")
+    app = running.app
+    app.settings.kb = app.settings.kb.model_copy(update={"source": source})
+    old_version = app.kb.index.version
+
+    customers = [EmulatedUser(id=900 + n, first_name="Анна", language_code="ru") for n in range(16)]
+    stop = asyncio.Event()
+    answered: list[tuple[float, str]] = []
+    clock = asyncio.get_running_loop().time
+
+    async def keep_asking(customer: EmulatedUser) -> None:
+        turn = 0
+        while not stop.is_set():
+            question = QUESTIONS[(customer.id + turn) % len(QUESTIONS)]
+            [answer, ask] = await running.say(customer, question, count=2, timeout=30)
+            answered.append((clock(), answer.text or ""))
+            assert ask.text == "Помог ли этот ответ?", answer.text
+            turn += 1
+
+    askers = [asyncio.create_task(keep_asking(c)) for c in customers]
+    await asyncio.sleep(1.0)
+    started = clock()
+    await running.emulator.send_message(ADMIN, "/reindex")
+    await running.emulator.wait_until(
+        lambda: any((m.text or "").startswith("Готово: версия") for m in running.emulator.bot_messages(ADMIN.id)), 120
+    )
+    done = clock()
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*askers)
+
+    assert any(started <= at <= done for at, _ in answered), "no question was answered during the reindex"
+    assert not any(text.startswith("Что-то пошло не так") for _, text in answered)
+    [status] = running.emulator.bot_messages(ADMIN.id)  # the progress message, edited into the summary
+    assert "изменено 1" in (status.text or "") and "добавлено 0" in (status.text or "")
+    assert app.kb.index.version != old_version
+    fresh = EmulatedUser(id=999, first_name="Анна", language_code="ru")
+    [answer, _] = await running.say(fresh, "Как отменить заказ?", count=2)
+    assert "Как отменить заказ или его часть?" in (answer.text or "")
