@@ -208,7 +208,9 @@ async def build_application(
     """Settings in, a ready application out: Redis, the encoder, the index, the services, the dispatcher."""
     embedded = None
     if redis is None:
-        redis, embedded = await connect_redis(settings.redis.url, settings.app.data_dir)
+        redis, embedded = await connect_redis(
+            settings.redis.url, settings.app.data_dir, max_connections=settings.redis.max_connections
+        )
     encoder = encoder or build_encoder(settings)
     kb = build_knowledge_base(settings, encoder, refresh_interval=float("inf"))
     await asyncio.to_thread(ensure_index, kb, settings)

@@ -119,21 +119,29 @@ class EmbeddedRedis:
             await client.aclose()
 
 
-async def connect_redis(url: str, data_dir: Path) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
+async def connect_redis(
+    url: str, data_dir: Path, *, max_connections: int = 256, wait_seconds: float = 10.0
+) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
     """A client for ``url``; with an empty URL, start the embedded server first and connect to it."""
     embedded = None
     if not url:
         embedded = EmbeddedRedis(data_dir / "redis")
         await embedded.start()
         url = embedded.url
-    client = sentinel_master(url) if url.startswith("redis+sentinel://") else aioredis.Redis.from_url(
-        url, decode_responses=True
-    )
+    if url.startswith("redis+sentinel://"):
+        client = sentinel_master(url, max_connections=max_connections)
+    else:
+        # A burst of updates borrows many connections at once: past the limit, a command waits for a free one
+        # (up to ``wait_seconds``) instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=max_connections, timeout=wait_seconds
+        )
+        client = aioredis.Redis.from_pool(pool)
     await client.ping()
     return client, embedded
 
 
-def sentinel_master(url: str) -> aioredis.Redis:
+def sentinel_master(url: str, *, max_connections: int = 256) -> aioredis.Redis:
     """A client that follows the master of a Sentinel-watched group, reconnecting to the new one after a failover.
 
     ``redis+sentinel://[:password@]host1:26379,host2:26379/SERVICE[/DB]``: the sentinels, the name of the
@@ -154,7 +162,7 @@ def sentinel_master(url: str) -> aioredis.Redis:
     sentinel = Sentinel(sentinels, socket_timeout=2.0)
     client = sentinel.master_for(
         service, redis_class=_SentinelMaster, password=password, db=int(db or 0), decode_responses=True,
-        socket_timeout=5.0,
+        socket_timeout=5.0, max_connections=max_connections,
     )
     client.sentinel = sentinel
     return client

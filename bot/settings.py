@@ -216,6 +216,9 @@ class RedisSettings(BaseSettings):
     model_config = _config("REDIS_")
 
     url: str = ""
+    max_connections: int = Field(
+        256, ge=8, description="Connections one process may open; past it, a command waits for a free one."
+    )
 
     @field_validator("url")
     @classmethod
