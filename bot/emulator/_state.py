@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -293,7 +294,9 @@ class EmulatorState:
 
     def __init__(self) -> None:
         self.changed = ChangeSignal()
-        self.next_update_id = 1
+        # Like Telegram, update ids do not start again from 1: a bot that remembers the updates it handled (in a
+        # Redis that outlives the emulator, say) must not take a new update for one it saw in an earlier run.
+        self.next_update_id = 100_000_000 + secrets.randbelow(1_000_000_000)
         self._next_file = 1
         self._next_callback = 1
         self.webhook: WebhookConfig | None = None

@@ -4,12 +4,14 @@ the encoder and the sample knowledge base are the shipped ones. Assertions are o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from bot import keys
 from bot.emulator import EmulatedUser
-from tests.harness import Running, labels
+from kb_index import Encoder
+from tests.harness import Running, labels, running_app
 
 RU = EmulatedUser(id=501, first_name="Анна", language_code="ru")
 UK = EmulatedUser(id=502, first_name="Олена", language_code="uk")
@@ -174,3 +176,13 @@ async def test_a_question_outside_the_knowledge_base_goes_to_a_person_honestly(r
     assert reply.text is not None and reply.text.startswith("Передаю ваш вопрос сотруднику")
     ticket = await running.app.desk.open_ticket_of(RU.id)
     assert ticket is not None and ticket.reason.value == "bot_unsure"
+
+
+async def test_the_bot_still_answers_after_a_restart_with_the_same_redis(
+    tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
+) -> None:
+    """Like `./zabota demo` run twice: the embedded Redis outlives the Bot API server, whose updates are new."""
+    for run in ("first", "second"):
+        async with running_app(tmp_path / run, prepared, encoder, clean_redis) as running:
+            [reply] = await running.say(RU, "Здравствуйте")
+            assert (reply.text or "").startswith("Здравствуйте! Чем могу помочь?"), run
