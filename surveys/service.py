@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
+from handoff import Ticket
 from surveys import keys
 from surveys.models import Question, Survey, SurveyTrigger, TapOutcome, TapResult
 
@@ -126,6 +127,34 @@ class SurveyService:
     async def _first_in_period(self, key: str, period: float) -> bool:
         now = self._clock()
         return bool(await self._once_per_period(keys=[key], args=[now, period, max(1, int(period))]))
+
+    async def open_for_ticket(
+        self,
+        ticket: Ticket,
+        articles: Sequence[str],
+        *,
+        chat_id: int | None = None,
+        customer_name: str = "",
+        first: Question | None = None,
+        channel: str | None = None,
+    ) -> Survey | None:
+        """The survey of a closed ticket (CSAT about the agent's help first), attributed to its agent and timings."""
+        return await self.open(
+            trigger=SurveyTrigger.AGENT_CLOSED,
+            chat_id=ticket.chat_id if chat_id is None else chat_id,
+            user_id=ticket.user_id if chat_id is None else chat_id,
+            lang=ticket.lang,
+            dialog=f"ticket:{ticket.id}",
+            customer_name=ticket.customer_name or customer_name,
+            ticket_id=ticket.id,
+            agent_id=ticket.agent_id,
+            agent_name=ticket.agent_name,
+            articles=articles,
+            waited_seconds=max(0.0, (ticket.taken_at or ticket.closed_at) - ticket.waiting_since),
+            handled_seconds=max(0.0, ticket.closed_at - (ticket.taken_at or ticket.created_at)),
+            first=first,
+            channel=channel or ticket.channel,
+        )
 
     async def attach_message(self, survey_id: str, message_id: int) -> None:
         await self._redis.hset(keys.survey(survey_id), "message_id", str(message_id))

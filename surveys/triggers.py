@@ -76,21 +76,7 @@ class SurveyTriggers:
     async def ticket_closed(self, ticket: Ticket) -> None:
         if not self.enabled or ticket.outcome not in (Outcome.RESOLVED.value, Outcome.UNRESOLVED.value):
             return
-        survey = await self.service.open(
-            trigger=SurveyTrigger.AGENT_CLOSED,
-            chat_id=ticket.chat_id,
-            user_id=ticket.user_id,
-            lang=ticket.lang,
-            dialog=f"ticket:{ticket.id}",
-            customer_name=ticket.customer_name,
-            ticket_id=ticket.id,
-            agent_id=ticket.agent_id,
-            agent_name=ticket.agent_name,
-            articles=articles_in_context(await self.desk.context(ticket.id)),
-            waited_seconds=max(0.0, (ticket.taken_at or ticket.closed_at) - ticket.waiting_since),
-            handled_seconds=max(0.0, ticket.closed_at - (ticket.taken_at or ticket.created_at)),
-            channel=ticket.channel,
-        )
+        survey = await self.service.open_for_ticket(ticket, articles_in_context(await self.desk.context(ticket.id)))
         if survey is None:
             return
         text, markup = self.messenger.first_message(survey)

@@ -304,21 +304,10 @@ class AskSurveyAction(Action):
         )
 
     async def _about_ticket(self, ticket: Ticket, chat_id: int, name: str) -> Survey | None:
-        return await self.surveys.open(
-            trigger=SurveyTrigger.AGENT_CLOSED,
-            chat_id=chat_id,
-            user_id=chat_id,
-            lang=ticket.lang,
-            dialog=f"ticket:{ticket.id}",  # the same dialog as the survey Zabota sends when the agent closes it
-            customer_name=ticket.customer_name or name,
-            ticket_id=ticket.id,
-            agent_id=ticket.agent_id,
-            agent_name=ticket.agent_name,
-            articles=articles_in_context(await self.desk.context(ticket.id)),
-            waited_seconds=max(0.0, (ticket.taken_at or ticket.closed_at) - ticket.waiting_since),
-            handled_seconds=max(0.0, ticket.closed_at - (ticket.taken_at or ticket.created_at)),
-            first=self.question,
-            channel="rasa",
+        # The same dialog as the survey Zabota sends when the agent closes the ticket: one survey, whoever asks.
+        return await self.surveys.open_for_ticket(
+            ticket, articles_in_context(await self.desk.context(ticket.id)), chat_id=chat_id, customer_name=name,
+            first=self.question, channel="rasa",
         )
 
 
