@@ -45,18 +45,18 @@ def _card(match: re.Match[str]) -> str:
 def _phone(match: re.Match[str]) -> str:
     text = match.group()
     digits = re.sub(r"\D", "", text)
-    if not 7 <= len(digits) <= 15 or re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # a date
+    if not 7 <= len(digits) <= 15 or re.match(r"\d{4}-\d{2}-\d{2}", text):  # a date (and time)
         return text
+    if text.startswith("+") or re.fullmatch(r"(?:[78]9\d{9}|380\d{9}|0\d{9})", digits):
+        return "[phone]"  # international, or a Russian or Ukrainian mobile however it is grouped
     groups = [g for g in re.split(r"[\s()+-]+", text) if g]
+    if re.fullmatch(r"\d{1,3}(?: \d{3})+", text):
+        return text  # an amount with thousands separated: 1 000 000
     if len(groups) > 1:
         # Written like a phone number: groups of at most four digits (+7 999 123-45-67, (044) 123 4567, 123-45-67).
         # Longer groups are dates, versions and ids (20261122-235959), not phones.
         return "[phone]" if all(len(g) <= 4 for g in groups[1:]) and len(groups[0]) <= 5 else text
-    # One run of digits: a phone only in an international or a Russian/Ukrainian mobile shape; other runs
-    # (order numbers, amounts) stay.
-    if text.startswith("+") or re.fullmatch(r"(?:[78]9\d{9}|380\d{9}|0\d{9})", digits):
-        return "[phone]"
-    return text
+    return text  # one run of digits in no phone shape: an order number, an amount, an id
 
 
 def mask_personal_data(text: str) -> str:
@@ -72,7 +72,10 @@ class MaskingFilter(logging.Filter):
     """Masks personal data in the record's message and exception text; attach it to every handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break the code that logs
+            message = f"{record.msg!r} {record.args!r}"
         masked = mask_personal_data(message)
         if masked != message or record.args:
             record.msg, record.args = masked, None

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from handoff import HandoffDesk
 from kb_index import KnowledgeBase, SearchResult
 from surveys import SurveyService
-from surveys.reports import build_report
+from surveys.reports import Figures, build_report
 
 from bot.sender import SENDING_METHODS
 
@@ -40,7 +40,9 @@ SURVEY_WINDOW = 30 * 86400  # CSAT and CES over the last 30 days, like /stats
 class Metrics:
     """The process's metrics, in a registry of their own (several applications may share a process in tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, survey_refresh_seconds: float = 60.0) -> None:
+        # Reading 30 days of surveys is not free: once a minute is enough for a figure that moves daily.
+        self.survey_refresh_seconds = survey_refresh_seconds
         self.registry = registry = CollectorRegistry()
         self.updates = Counter("zabota_updates", "Telegram updates received, by type.", ["type"], registry=registry)
         self.messages_sent = Counter(
@@ -80,6 +82,8 @@ class Metrics:
             self.decisions.labels(decision)
         for state in ("waiting", "assigned"):
             self.tickets.labels(state)
+        self._figures: Figures | None = None
+        self._figures_at = 0.0
 
     # -------------------------------------------------------------- hooks
 
@@ -107,8 +111,10 @@ class Metrics:
         self.longest_wait.set(await desk.longest_wait())
         self.agents_online.set(len(await desk.online_agents()))
         now = time.time()
-        report = build_report(await surveys.surveys(now - SURVEY_WINDOW, now), now - SURVEY_WINDOW, now)
-        figures = report.overall
+        if self._figures is None or now - self._figures_at >= self.survey_refresh_seconds:
+            self._figures = build_report(await surveys.surveys(now - SURVEY_WINDOW, now), now - SURVEY_WINDOW, now).overall
+            self._figures_at = now
+        figures = self._figures
         self.csat.set(figures.csat if figures.csat is not None else float("nan"))
         self.ces.set(figures.ces if figures.ces is not None else float("nan"))
         self.survey_answers.labels("csat").set(figures.csat_answers)
@@ -214,7 +220,7 @@ class OpsEndpoints:
             await asyncio.wait_for(self.redis.ping(), self.timeout)
             checks["redis"] = "ok"
         except Exception as error:
-            checks["redis"] = f"unavailable: {error or type(error).__name__}"
+            checks["redis"] = f"unavailable: {str(error) or type(error).__name__}"
         try:
             index = self.kb.index
             checks["index"] = "ok" if len(index) else "empty"

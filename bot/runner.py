@@ -72,8 +72,8 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 await ops.setup()
                 await web.TCPSite(ops, settings.app.ops_host, settings.app.ops_port).start()
                 log.info("/metrics and /healthz on %s:%s", settings.app.ops_host, settings.app.ops_port)
-            await app.bot.delete_webhook()
             try:
+                await app.bot.delete_webhook()
                 await app.dispatcher.start_polling(app.bot, close_bot_session=False)
             finally:
                 if ops is not None:

@@ -228,13 +228,15 @@ class HandoffDesk:
 
     async def counts(self) -> dict[str, int]:
         """Tickets by state across all processes: waiting, assigned, and closed by outcome ("closed:resolved")."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        holders = set(await self.online_agents()) | await self.added_agents()  # going offline releases tickets
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.STATS)
             pipe.zcard(keys.QUEUE)
-            stats, waiting = await pipe.execute()
+            for agent_id in sorted(holders):
+                pipe.scard(keys.agent_tickets(agent_id))
+            stats, waiting, *held = await pipe.execute()
         closed = {k: int(v) for k, v in stats.items() if k.startswith("closed:")}
-        open_ = int(stats.get("opened", 0)) - sum(closed.values())
-        return {"waiting": int(waiting), "assigned": max(0, open_ - int(waiting)), **closed}
+        return {"waiting": int(waiting), "assigned": sum(int(n) for n in held), **closed}
 
     async def longest_wait(self) -> float:
         """Seconds the longest-waiting ticket has waited (0 with an empty queue)."""

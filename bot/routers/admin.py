@@ -80,7 +80,7 @@ async def agents(message: Message, command: CommandObject, directory: AgentDirec
         user_id = int(words[1])
         change, key = actions[words[0]]
         changed = await change(user_id)
-        if changed and words[0] == "remove" and not await directory.is_agent(user_id):
+        if changed and words[0].startswith("remove") and not await directory.is_agent(user_id):
             await directory.desk.set_online(user_id, False)  # his tickets go back to the queue
         await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=user_id))
         return

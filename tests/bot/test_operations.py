@@ -45,6 +45,7 @@ def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[typ
 
 
 async def test_metrics_follow_a_scripted_dialog(running: Running) -> None:
+    running.app.metrics.survey_refresh_seconds = 0  # survey figures as of each scrape, not of a minute ago
     before = await scrape(running.app.ops)
     customer = EmulatedUser(id=801, first_name="Анна", language_code="ru")
     _, ask = await running.say(customer, "Как отменить заказ?", count=2)
@@ -146,3 +147,20 @@ def test_a_process_keeps_its_own_counters() -> None:
 def test_index_versions_and_ids_in_logs_are_not_taken_for_phones() -> None:
     line = "serving knowledge-base index version 20261123-003012-857286-1ec37bc2; update 100000123 from 6123456789"
     assert mask_personal_data(line) == line
+
+
+def test_phones_are_masked_however_they_are_grouped() -> None:
+    for phone in ("+7 9991234567", "8 9991234567", "+380 501234567", "+7-999-1234567", "(044) 1234567"):
+        assert mask_personal_data(f"call {phone} now") == "call [phone] now", phone
+    for kept in ("2026-11-22 10:30:00 started", "1 000 000 RUB"):
+        assert mask_personal_data(kept) == kept
+
+
+def test_a_bad_log_call_does_not_break_the_code_that_logs() -> None:
+    stream = io.StringIO()
+    handler = configure_logging("INFO", "json", stream)
+    try:
+        logging.getLogger("zabota.test").info("two values %s %s", "only one")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "two values" in stream.getvalue()
