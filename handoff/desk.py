@@ -363,6 +363,12 @@ class HandoffDesk:
     async def added_agents(self) -> set[int]:
         return {int(x) for x in await self._redis.smembers(keys.AGENTS)}
 
+    async def is_added_agent(self, user_id: int) -> bool:
+        return bool(await self._redis.sismember(keys.AGENTS, str(user_id)))
+
+    async def is_added_supervisor(self, user_id: int) -> bool:
+        return bool(await self._redis.sismember(keys.SUPERVISORS, str(user_id)))
+
     async def add_supervisor(self, user_id: int) -> bool:
         return bool(await self._redis.sadd(keys.SUPERVISORS, str(user_id)))
 

@@ -54,12 +54,12 @@ class AgentDirectory:
     async def is_agent(self, user_id: int) -> bool:
         return (
             user_id in self.agent_ids
-            or user_id in await self.desk.added_agents()
+            or await self.desk.is_added_agent(user_id)
             or await self.is_supervisor(user_id)
         )
 
     async def is_supervisor(self, user_id: int) -> bool:
-        return user_id in self.supervisor_ids or user_id in await self.desk.added_supervisors()
+        return user_id in self.supervisor_ids or await self.desk.is_added_supervisor(user_id)
 
     async def supervisors(self) -> list[int]:
         """Configured supervisors and those added by admins: who gets alerts."""

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from kb_index.errors import SourceProblem
 
 __all__ = ["DataProblem", "IntentDataError", "IntentModelError", "IntentsError"]
 
@@ -20,17 +20,8 @@ class IntentModelError(IntentsError):
     """A saved intent model cannot be used: retrain it (``IntentClassifier.load_or_train`` does)."""
 
 
-@dataclass(frozen=True, order=True)
-class DataProblem:
-    """One thing wrong in a training-data file, where it is, and what to do about it."""
-
-    path: str
-    line: int  # 1-based; 0 when the problem concerns the whole file
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
+# A problem in a training-data file is the same kind of thing as one in a knowledge-base source.
+DataProblem = SourceProblem
 
 
 class IntentDataError(IntentsError):

@@ -98,6 +98,26 @@ async def clean_redis(redis_url: str) -> str:
     return redis_url
 
 
+@pytest.fixture
+async def redis(clean_redis: str):  # type: ignore[no-untyped-def]
+    """A client of the emptied session Redis."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(clean_redis, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture(scope="session")
 async def prepared(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder, redis_url: str) -> Path:
     from tests.harness import prepared_data_dir

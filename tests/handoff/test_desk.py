@@ -10,21 +10,7 @@ import redis.asyncio as aioredis
 
 from handoff import HandoffDesk, Outcome, Reason, TicketRequest, TicketState, WorkingHours
 from handoff.desk import TicketNotFound
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def redis(clean_redis: str):  # type: ignore[no-untyped-def]
-    client = aioredis.Redis.from_url(clean_redis, decode_responses=True)
-    yield client
-    await client.aclose()
+from tests.conftest import Clock
 
 
 def request(chat_id: int, reason: Reason = Reason.ASKED, frustration: tuple[str, ...] = ()) -> TicketRequest:

@@ -8,26 +8,11 @@ import io
 import json
 
 import pytest
-import redis.asyncio as aioredis
 
 from surveys import Question, SurveyService, SurveyTrigger, TapOutcome, build_report, export_csv, render_chart
+from tests.conftest import Clock
 
 DAY = 86400.0
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def redis(clean_redis: str):  # type: ignore[no-untyped-def]
-    client = aioredis.Redis.from_url(clean_redis, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def open_survey(service: SurveyService, chat: int, dialog: str, trigger: SurveyTrigger = SurveyTrigger.AGENT_CLOSED, **kw):  # type: ignore[no-untyped-def]
