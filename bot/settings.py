@@ -62,7 +62,7 @@ class KbSettings(BaseSettings):
         "or any sentence-transformers model name or folder.",
     )
     quantize: str = Field(
-        "none", description="'int8': 8-bit linear layers, 2-3x faster on CPU, slightly less accurate (see README)."
+        "none", description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README)."
     )
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")
     # Defaults chosen on validation data; see the README, "How the thresholds were chosen".
