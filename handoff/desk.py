@@ -7,6 +7,7 @@ learns who has it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -130,9 +131,16 @@ class HandoffDesk:
         ticket_id = f"T{number}"
         # Whoever sets the customer's pointer first owns the hand-off; a concurrent second request reuses it.
         if not await self._redis.set(keys.customer(request.chat_id), ticket_id, nx=True):
-            again = await self.open_ticket_of(request.chat_id)
-            if again is not None:
-                return OpenedTicket(again, created=False)
+            # The winner may not have written its ticket yet: wait for it rather than open a second one. A pointer
+            # whose ticket never appears (its process died in between) or is closed is taken over.
+            for _ in range(50):
+                holder = await self._redis.get(keys.customer(request.chat_id))
+                held = await self.get(holder) if holder else None
+                if held is not None:
+                    if held.is_open:
+                        return OpenedTicket(held, created=False)
+                    break
+                await asyncio.sleep(0.02)
             await self._redis.set(keys.customer(request.chat_id), ticket_id)
         now = self._clock()
         repeat = await self._is_repeat_contact(request.chat_id, now)
