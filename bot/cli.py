@@ -188,6 +188,13 @@ def _print_summary(summary: ReindexSummary, as_json: bool) -> None:
     if summary.learned or summary.learned_orphaned:
         print(f"  learned phrasings: {summary.learned} used, {summary.learned_orphaned} for articles that are gone")
     print(f"  index: {summary.index_kind}, {summary.seconds:.1f} s")
+    if summary.calibration is None:
+        print("  too few articles to calibrate the confidence on; it follows general rules")
+        return
+    levels = summary.calibration.thresholds
+    print(f"What the bot will do (confidence: answer at {levels['answer']}, offer a choice at {levels['clarify']}):")
+    for line in summary.calibration.describe():
+        print(f"  {line}")
 
 
 def _kb_reindex(args: argparse.Namespace, settings: Settings) -> int:
@@ -254,6 +261,11 @@ def _print_metrics(result: dict[str, object]) -> None:
             cells.append(f"{'-' if value is None else value:>10}")
         print("  ".join(cells))
     print(f"thresholds: {json.dumps(result.get('thresholds'))}")
+    calibration = result.get("calibration") or {}
+    print(f"calibration of the confidence (P(first article right)): ECE {calibration.get('ece')}")  # type: ignore[union-attr]
+    print(f"  {'band':>9}  {'questions':>9}  {'confidence':>10}  {'right':>6}")
+    for band in calibration.get("bands", []):  # type: ignore[union-attr]
+        print(f"  {band['band']:>9}  {band['questions']:>9}  {band['confidence']:>10}  {band['right']:>6}")
 
 
 def _kb_learn(args: argparse.Namespace, settings: Settings) -> int:

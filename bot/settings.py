@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kb_index.decision import DEFAULT_THRESHOLDS
+
 __all__ = [
     "ActionsSettings",
     "AppSettings",
@@ -65,9 +67,10 @@ class KbSettings(BaseSettings):
         "none", description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README)."
     )
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")
-    # Defaults chosen on validation data; see the README, "How the thresholds were chosen".
-    answer_threshold: float = Field(0.81, ge=0.0, le=1.0)
-    clarify_threshold: float = Field(0.72, ge=0.0, le=1.0)
+    # Levels of the calibrated confidence (the probability that the first article is right), the same on every
+    # knowledge base; see the README, "The decision".
+    answer_threshold: float = Field(DEFAULT_THRESHOLDS.answer, ge=0.0, le=1.0)
+    clarify_threshold: float = Field(DEFAULT_THRESHOLDS.clarify, ge=0.0, le=1.0)
     ambiguity_margin: float = Field(0.0, ge=0.0, le=1.0)
     answer_weight: float = Field(0.3, ge=0.0, le=1.0, description="Share of the answer text in an article's score.")
     lexical_weight: float = Field(

@@ -17,11 +17,13 @@ import faiss
 import numpy as np
 
 from kb_index.articles import Article
+from kb_index.calibration import CalibrationReport, calibrate_version
 from kb_index.classifier import ArticleClassifier
+from kb_index.decision import DEFAULT_THRESHOLDS, DecisionThresholds
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
 from kb_index.errors import IndexUnavailableError
-from kb_index.index import EntryKind
+from kb_index.index import EntryKind, ScoringWeights
 from kb_index.learned import LearnedPhrasing
 from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
@@ -58,6 +60,7 @@ class ReindexSummary:
     learned_orphaned: int = 0  # learned phrasings whose article no longer exists
     index_kind: str = "flat"
     classifier: bool = False
+    calibration: CalibrationReport | None = None  # None: too few articles to calibrate on
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
@@ -74,8 +77,14 @@ def build_version(
     options: BuildOptions = BuildOptions(),
     source: str = "",
     progress: BuildProgress | None = None,
+    weights: ScoringWeights = ScoringWeights(),
+    thresholds: DecisionThresholds = DEFAULT_THRESHOLDS,
 ) -> ReindexSummary:
-    """Build and switch to a new version; on any failure the served version stays as it was."""
+    """Build and switch to a new version; on any failure the served version stays as it was.
+
+    ``weights`` and ``thresholds`` are the ones the version will be searched with: the version calibrates its
+    confidence for those weights and reports what it will do with those thresholds.
+    """
     started = time.perf_counter()
     groups: dict[str, list[Article]] = {}
     for article in articles:
@@ -117,8 +126,29 @@ def build_version(
         progress("indexing", 0, 1)
     faiss_index, index_info = _build_faiss(vectors, len(groups), options.approximate_above)
     lexical = LexicalIndex.build(["\n".join(parts) for parts in lexical_documents])
-    classifier, classifier_encoded = _train_classifier(encoder, cache, texts, entry_article, entry_kind, len(groups), options)
+    classifier, classifier_vectors, classifier_encoded = _train_classifier(
+        encoder, cache, texts, entry_article, entry_kind, len(groups), options
+    )
     encoded += classifier_encoded
+    if progress:
+        progress("calibrating", 0, 1)
+    calibrated = calibrate_version(
+        encoder,
+        cache,
+        [a for versions in groups.values() for a in versions],
+        texts,
+        np.asarray(entry_article, dtype=np.int64),
+        np.asarray(entry_kind, dtype=np.int8),
+        vectors,
+        weights=weights,
+        thresholds=thresholds,
+        classifier_vectors=classifier_vectors,
+    )
+    calibration: dict[str, object] = {}
+    if calibrated is not None:
+        calibration = {"model": calibrated[0].to_dict(), "report": calibrated[1].to_dict()}
+    if progress:
+        progress("calibrating", 1, 1)
 
     previous = _previous_fingerprints(store)
     current = {_key(a): a.fingerprint for a in articles}
@@ -156,6 +186,7 @@ def build_version(
                 },
                 "index": index_info,
                 "classifier": classifier is not None,
+                "calibration": calibration,
                 "article_fingerprints": current,
             },
         )
@@ -175,6 +206,7 @@ def build_version(
         learned_orphaned=len(learned) - len(usable_learned),
         index_kind=str(index_info["kind"]),
         classifier=classifier is not None,
+        calibration=calibrated[1] if calibrated is not None else None,
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -187,8 +219,9 @@ def _train_classifier(
     entry_kind: list[int],
     articles: int,
     options: BuildOptions,
-) -> tuple[ArticleClassifier | None, int]:
-    """The article classifier when the articles have enough phrasings to learn from, and texts newly encoded."""
+) -> tuple[ArticleClassifier | None, np.ndarray | None, int]:
+    """The article classifier when the articles have enough phrasings to learn from, the phrasings' question
+    vectors it was trained on (one row per entry, answers' rows zero), and how many texts were newly encoded."""
     rows = [i for i, kind in enumerate(entry_kind) if kind != EntryKind.ANSWER]
     if (
         options.classifier_min_phrasings <= 0
@@ -196,11 +229,13 @@ def _train_classifier(
         or articles > options.classifier_max_articles
         or len(rows) < options.classifier_min_phrasings * articles
     ):
-        return None, 0
+        return None, None, 0
     # Trained on the phrasings encoded as questions, the role the customers' questions are encoded in.
     vectors, encoded = encode_cached(encoder, cache, [texts[i] for i in rows], "query")
     labels = np.asarray([entry_article[i] for i in rows], dtype=np.int64)
-    return ArticleClassifier.train(vectors, labels, articles), encoded
+    by_entry = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    by_entry[rows] = vectors
+    return ArticleClassifier.train(vectors, labels, articles), by_entry, encoded
 
 
 def _key(article: Article) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ArticleMatch", "Decision", "DecisionThresholds", "SearchResult", "decide"]
+__all__ = ["ArticleMatch", "DEFAULT_THRESHOLDS", "Decision", "DecisionThresholds", "SearchResult", "decide"]
 
 
 class Decision(StrEnum):
@@ -28,6 +28,10 @@ class DecisionThresholds:
             raise ValueError(
                 f"thresholds must satisfy 0 <= clarify <= answer <= 1, got clarify={self.clarify}, answer={self.answer}"
             )
+
+
+# Levels of the calibrated confidence (the probability that the first article is right); see the README.
+DEFAULT_THRESHOLDS = DecisionThresholds(answer=0.5, clarify=0.35)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Queries file, one JSON object a line: ``{"query": str, "expected": [article id, ...], "lang": str}``;
 ``expected: []`` marks a question the knowledge base cannot answer, where handing off is right.
 Metrics: top-1, recall@3 and MRR over in-scope questions; with the decision policy, the accuracy of the
-answers given, hand-off precision/recall/F1 over out-of-scope questions, and AUROC of the confidence.
+answers given, hand-off precision/recall/F1 over out-of-scope questions, and AUROC of the confidence; and how
+well the confidence is calibrated: the expected calibration error (ECE) and a reliability table that compares,
+band by band, the confidence with how often the first article really was right.
 """
 
 from __future__ import annotations
@@ -198,6 +200,7 @@ def _metrics(
             sum(1 for i in in_scope if i in correct_top1 and decisions[i] is not Decision.HANDOFF), len(in_scope)
         ),
         "decisions": counts,
+        "calibration": _calibration(confidences, [i in correct_top1 for i in range(len(queries))]),
     }
     if out_scope:
         true_handoffs = sum(1 for i in handed_off if not queries[i].in_scope)
@@ -213,6 +216,23 @@ def _metrics(
             else None,
         )
     return metrics
+
+
+def _calibration(confidences: Sequence[float], right: Sequence[bool], bands: int = 10) -> dict[str, object]:
+    """ECE over ``bands`` equal-width confidence bands, and each band's mean confidence against its accuracy."""
+    table = []
+    error = 0.0
+    for band in range(bands):
+        low, high = band / bands, (band + 1) / bands
+        members = [i for i, c in enumerate(confidences) if low <= c < high or (band == bands - 1 and c == high)]
+        if not members:
+            continue
+        confidence = sum(confidences[i] for i in members) / len(members)
+        accuracy = sum(1 for i in members if right[i]) / len(members)
+        error += len(members) / len(confidences) * abs(confidence - accuracy)
+        table.append({"band": f"{low:.1f}-{high:.1f}", "questions": len(members),
+                      "confidence": _round(confidence), "right": _round(accuracy)})
+    return {"ece": _round(error) if confidences else None, "bands": table}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -315,7 +335,8 @@ def evaluate(
         encoder = _tuned(base_encoder, articles, (), options.tuning, workdir / "tuned")
     base_store = IndexStore(workdir / "index")
     build_version(
-        base_store, encoder, articles, cache=cache, options=options.build, source=str(kb_path)
+        base_store, encoder, articles, cache=cache, options=options.build, source=str(kb_path),
+        weights=options.weights, thresholds=options.thresholds,
     )
     index = KbIndex.load(base_store)
     known = set(index.article_ids)
@@ -334,7 +355,8 @@ def evaluate(
                 fold_encoder = _tuned(base_encoder, articles, learned, options.tuning, workdir / f"tuned-fold-{k}")
             store = IndexStore(workdir / f"learn-fold-{k}")
             build_version(
-                store, fold_encoder, articles, learned, cache=cache, options=options.build
+                store, fold_encoder, articles, learned, cache=cache, options=options.build,
+                weights=options.weights, thresholds=options.thresholds,
             )
             fold_outcomes = run_queries(
                 fold_encoder, KbIndex.load(store), options.weights, [queries[i] for i in fold], cache

@@ -17,6 +17,7 @@ import numpy as np
 
 from kb_index.articles import Article, SourceLocation
 from kb_index.classifier import ArticleClassifier
+from kb_index.confidence import FALLBACK_MODEL, ConfidenceModel, Signals
 from kb_index.errors import IndexUnavailableError, UnknownArticleError
 from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
@@ -46,10 +47,11 @@ class ScoringWeights:
 
 @dataclass(frozen=True)
 class Ranking:
-    """Articles for one question, best first, and how confident the search is that the question is covered."""
+    """Articles for one question, best first, and the probability that the first of them is the right one."""
 
     matches: list[tuple[str, float]]
     confidence: float
+    signals: Signals | None = None
 
 
 class KbIndex:
@@ -65,6 +67,7 @@ class KbIndex:
         faiss_index: faiss.Index,
         lexical: LexicalIndex | None = None,
         classifier: ArticleClassifier | None = None,
+        confidence: ConfidenceModel | None = None,
     ) -> None:
         self.manifest = manifest
         self.version = manifest.version
@@ -78,6 +81,8 @@ class KbIndex:
         self._faiss = faiss_index
         self._lexical = lexical
         self._classifier = classifier
+        # None: ``score`` reports the raw signals' score as the confidence (used while calibrating).
+        self.confidence_model = confidence
         # Entries are stored grouped by article, so each article's vectors are one contiguous range.
         counts = np.bincount(entry_article, minlength=len(self.article_ids))
         self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -99,8 +104,20 @@ class KbIndex:
         if hasattr(index, "nprobe"):
             index.nprobe = int(manifest.data.get("index", {}).get("nprobe", 16))
         lexical = LexicalIndex.load(folder) if (folder / LexicalIndex.FILES[0]).is_file() else None
+        calibration = manifest.data.get("calibration") or {}
+        confidence = (
+            ConfidenceModel.from_dict(calibration["model"]) if "model" in calibration else FALLBACK_MODEL
+        )
         return cls(
-            manifest, articles, entry_article, entry_kind, vectors, index, lexical, ArticleClassifier.load(folder)
+            manifest,
+            articles,
+            entry_article,
+            entry_kind,
+            vectors,
+            index,
+            lexical,
+            ArticleClassifier.load(folder),
+            confidence,
         )
 
     def __len__(self) -> int:
@@ -129,9 +146,11 @@ class KbIndex:
 
         An article's score is its best similarity (phrasings and answer blended), plus the BM25 score scaled to
         the best article's, minus a penalty as the article classifier's probability for it falls. The
-        confidence is the best score, except that the classifier's penalty uses the probability of the best
-        three articles together: two near-identical articles that share the probability are a choice to
-        offer, not a sign that the question is out of scope.
+        confidence is the version's calibrated probability that the first article is right, from the best
+        score, its lead over the second, its BM25 score and the classifier's probability. The classifier's
+        penalty in the best score uses the probability of the best three articles together: two
+        near-identical articles that share the probability are a choice to offer, not a sign that the
+        question is out of scope.
         """
         if not self.article_ids:
             return Ranking([], 0.0)
@@ -139,11 +158,12 @@ class KbIndex:
         _, found = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
         groups = self._entry_article[found[0][found[0] >= 0]]
         lexical = None
+        lexical_best = 0.0
         if self._lexical is not None and weights.lexical_weight > 0 and text:
             lexical = self._lexical.scores(text)
-            best = float(lexical.max())
-            if best > 0:
-                lexical /= best
+            lexical_best = float(lexical.max())
+            if lexical_best > 0:
+                lexical /= lexical_best
                 top = np.argpartition(-lexical, min(weights.lexical_candidates, lexical.size - 1))
                 top = top[: weights.lexical_candidates]
                 groups = np.concatenate([groups, top[lexical[top] > 0]])
@@ -157,17 +177,33 @@ class KbIndex:
         if groups.size == 0:
             return Ranking([], 0.0)
         scores = self.score_articles(query, groups, weights)
+        dense = scores
         if lexical is not None:
             scores = scores + weights.lexical_weight * lexical[groups]
-        confidence_offset = 0.0
+        offset = 0.0
+        classifier_share = 0.0
         if probabilities is not None:
             p = probabilities[groups]
             scores = scores - weights.classifier_weight * (1.0 - p)
-            top3 = np.argsort(-scores)[:3]
-            confidence_offset = weights.classifier_weight * (min(1.0, float(p[top3].sum())) - float(p[top3[0]]))
-        order = np.argsort(-scores)[:limit]
-        matches = [(self.article_ids[groups[i]], float(scores[i])) for i in order]
-        return Ranking(matches, float(scores[order[0]]) + confidence_offset)
+        order = np.argsort(-scores)
+        if probabilities is not None:
+            classifier_share = min(1.0, float(p[order[:3]].sum()))
+            offset = weights.classifier_weight * (classifier_share - float(p[order[0]]))
+        first = order[0]
+        first_lexical = float(lexical[groups[first]]) if lexical is not None else 0.0
+        signals = Signals.of(
+            float(scores[first]) + offset,
+            float(scores[order[1]]) if order.size > 1 else None,
+            first_lexical,
+            classifier_share,
+            lexical_best=lexical_best,
+            dense_rank=1 + int(np.sum(dense > dense[first])),
+            lexical_rank=1 + int(np.sum(lexical > first_lexical)) if lexical is not None and first_lexical > 0 else 0,
+        )
+        model = self.confidence_model
+        confidence = model.probability(signals) if model is not None else signals.score
+        matches = [(self.article_ids[groups[i]], float(scores[i])) for i in order[:limit]]
+        return Ranking(matches, confidence, signals)
 
     def score_articles(self, query: np.ndarray, groups: np.ndarray, weights: ScoringWeights) -> np.ndarray:
         """Scores of the articles numbered ``groups``, from every vector each of them has."""

@@ -198,6 +198,8 @@ class KnowledgeBase:
                 options=self.build_options,
                 source=source,
                 progress=progress,
+                weights=self.weights,
+                thresholds=self.thresholds,
             )
         self.refresh()
         return summary

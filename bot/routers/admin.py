@@ -139,6 +139,12 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
             changed=len(summary.changed),
             removed=len(summary.removed),
             seconds=f"{summary.seconds:.1f}",
+        )
+        + "\n\n"
+        + (
+            agent_texts.get(lang, "reindex_expectation", **summary.calibration.figures())
+            if summary.calibration is not None
+            else agent_texts.get(lang, "reindex_no_calibration")
         ),
     )
 
