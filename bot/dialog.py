@@ -188,10 +188,18 @@ class CustomerDialog:
         if self.surveys is not None:
             await self.surveys.customer_spoke(customer.chat_id)
         state = await self.states.load(customer.chat_id)
-        prior = state.lang or _language_from_code(customer.language_code) or self.default_lang
-        lang = detect_language(text, prior=prior) if text else prior
+        # What he writes decides; where his words cannot (a tie, "ok"), his Telegram's language does.
+        prior = _language_from_code(customer.language_code) or state.lang or self.default_lang
+        lang = detect_language(text, prior=prior) if text else (state.lang or prior)
         state.lang = lang
         return _Context(customer, state, self.texts.lang(lang))
+
+    async def remember_language(self, chat_id: int, lang: str) -> None:
+        """The language the customer now writes in (told by the hand-off, which reads his messages meanwhile)."""
+        state = await self.states.load(chat_id)
+        if state.lang != lang:
+            state.lang = lang
+            await self.states.save(chat_id, state)
 
     async def _close(self, ctx: _Context) -> list[Reply]:
         await self.states.save(ctx.customer.chat_id, ctx.state)

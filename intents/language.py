@@ -1,7 +1,9 @@
 """The language of a customer's message: Russian, Ukrainian or English, from its letters and common words.
 
 Fast (a regular expression and two word sets, no model): it runs on every message before the knowledge base is
-searched. Letters only one of the two Cyrillic alphabets has (ы э ъ ё against і ї є ґ) are strong evidence, and
+searched. What a customer pastes rather than writes (links, e-mail addresses, HTML tags and entities, @names)
+does not count, and the script is decided by words, not letters, so "tracking number не работает" from a
+customer whose Telegram is in Russian stays Russian. Letters only one of the two Cyrillic alphabets has (ы э ъ ё against і ї є ґ) are strong evidence, and
 so is a Ukrainian word; one common Russian word is weak evidence, so a lone "спасибо" from a customer whose
 Telegram is in Ukrainian stays Ukrainian. Too little to go on ("ok", "?", "👍") falls back to the prior,
 Telegram's ``language_code``.
@@ -44,6 +46,13 @@ _UK_WORDS = frozenset(
 _SHARED = _RU_WORDS & _UK_WORDS
 _CYRILLIC_SCRIPT_CODES = frozenset({"be", "bg", "kk", "ky", "mk", "mn", "sr", "tg", "tt", "ba", "cv", "ce"})
 _MIN_LATIN_LETTERS = 5  # "ok", "hi", "thx" say nothing about the language a customer reads
+# Pasted, not written: links (with or without a scheme), e-mail addresses, HTML tags and entities, @names.
+_PASTED = re.compile(
+    r"(?:https?://|www\.)\S+|\S+@\S+|@\w+|</?[a-zA-Z][^>]*>|&[a-zA-Z]+;|&#\d+;"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|ru|ua|by|kz|io|me|info|shop|store|рф)\b\S*",
+    re.IGNORECASE,
+)
+_SCRIPT_WORD = re.compile(r"[a-zA-Z]{2,}|[\u0400-\u04ff]{2,}")
 
 
 def normalize_language_code(code: str | None) -> Language | None:
@@ -71,12 +80,18 @@ def detect_language(text: str, prior: str | None = None) -> Language:
     is Russian for Cyrillic and English for Latin text.
     """
     fallback = normalize_language_code(prior)
+    text = _PASTED.sub(" ", text)
+    words = _SCRIPT_WORD.findall(text)
+    latin_words = sum(1 for w in words if _LATIN.match(w))
+    cyrillic_words = len(words) - latin_words
     latin = len(_LATIN.findall(text))
     cyrillic = len(_CYRILLIC.findall(text))
-    if latin > cyrillic:
+    if latin_words > cyrillic_words or (latin_words == cyrillic_words and latin > cyrillic and fallback in (None, "en")):
         if latin >= _MIN_LATIN_LETTERS or fallback is None:
             return "en"
         return fallback
+    if latin_words == cyrillic_words and latin_words and fallback == "en":
+        return "en"
     if cyrillic == 0:
         return fallback or DEFAULT_LANGUAGE
     strong = {"ru": 0, "uk": 0}

@@ -7,12 +7,14 @@ of answered by the bot; everything else goes to ``CustomerDialog``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
 from handoff import HandoffDesk
+from intents import detect_language
 from handoff.relay import Relay
 from surveys.handlers import SurveyMessenger
 
@@ -59,11 +61,24 @@ async def _lang(dialog: CustomerDialog, chat_id: int) -> str:
     return dialog.texts.lang((await dialog.states.load(chat_id)).lang)
 
 
-async def _relayed(message: Message, desk: HandoffDesk, relay: Relay) -> bool:
-    """Relay the message to the hand-off when the customer has an open ticket."""
+async def _relayed(message: Message, desk: HandoffDesk, relay: Relay, dialog: CustomerDialog | None = None) -> bool:
+    """Relay the message to the hand-off when the customer has an open ticket.
+
+    A customer who changes language while he waits (or talks to an agent) is told what happens from then on in
+    the language he now writes in: the ticket's language follows his words.
+    """
     ticket = await desk.open_ticket_of(message.chat.id)
     if ticket is None:
         return False
+    words = message.text or message.caption or ""
+    if words:
+        telegram = message.from_user.language_code if message.from_user else None
+        lang = detect_language(words, prior=telegram or ticket.lang)
+        if lang != ticket.lang:
+            await desk.update(ticket.id, lang=lang)
+            ticket = replace(ticket, lang=lang)
+            if dialog is not None:
+                await dialog.remember_language(message.chat.id, lang)
     await relay.customer_message(message, ticket)
     return True
 
@@ -103,7 +118,7 @@ async def text_message(
     assert message.from_user is not None and message.text is not None
     if await survey_messenger.take_comment(message):  # the comment he offered after a low score
         return
-    if await _relayed(message, desk, relay):
+    if await _relayed(message, desk, relay, dialog):
         return
     await bot.send_chat_action(message.chat.id, "typing")
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
@@ -112,7 +127,7 @@ async def text_message(
 
 async def edited_text(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay, track_sent: TrackCallback) -> None:
     assert message.from_user is not None and message.text is not None
-    if await _relayed(message, desk, relay):
+    if await _relayed(message, desk, relay, dialog):
         return
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text, edited=True)
     await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
@@ -122,7 +137,7 @@ async def other_message(message: Message, bot: Bot, dialog: CustomerDialog, desk
     """Photos, voice, stickers, documents, locations...: to the agent if one is involved, else a polite reply."""
     if message.from_user is None:
         return
-    if await _relayed(message, desk, relay):
+    if await _relayed(message, desk, relay, dialog):
         return
     kind = next((k for attribute, k in _MEDIA_KINDS if getattr(message, attribute, None)), "other")
     replies = await dialog.media(customer_of(message.from_user, message.chat.id), kind, message.caption or "")

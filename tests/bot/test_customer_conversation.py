@@ -186,3 +186,17 @@ async def test_the_bot_still_answers_after_a_restart_with_the_same_redis(
         async with running_app(tmp_path / run, prepared, encoder, clean_redis) as running:
             [reply] = await running.say(RU, "Здравствуйте")
             assert (reply.text or "").startswith("Здравствуйте! Чем могу помочь?"), run
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["<b>жирный</b> & где мой заказ", "где мой заказ https://polka.example.com/orders/12345", "tracking number не работает, где посылка"],
+)
+async def test_russian_with_pasted_html_links_or_english_words_is_answered_in_russian(
+    running: Running, question: str
+) -> None:
+    replies = await running.say(RU, question, count=1)
+    text = replies[0].text or ""
+    assert any(ch in text for ch in "абвгдежзийклмнопрстуфхцчшщыэюя"), text
+    state = json.loads(await running.app.redis.get(keys.conversation_state(RU.id)) or "{}")
+    assert state.get("lang", "ru") == "ru"

@@ -157,3 +157,24 @@ async def test_a_customer_cannot_use_agent_commands_and_learns_nothing(running: 
     after = await running.app.desk.get(ticket.id)
     assert after is not None and after.state is TicketState.WAITING and after.agent_id == 0
     assert await running.app.desk.open_ticket_of(customer.id) is None
+
+
+async def test_a_customer_who_switches_to_russian_while_waiting_is_told_the_rest_in_russian(running: Running) -> None:
+    customer = EmulatedUser(id=803, first_name="Max", language_code="en")
+    await running.say(AGENT, "/online")
+    [queued] = await running.say(customer, "I need to speak with a human operator")
+    assert queued.text is not None and "You are number 1 in the queue" in queued.text
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    ticket_id = (announcement.text or "").split(":")[0].removeprefix("🆕 ")
+
+    await running.emulator.send_message(customer, "Простите, лучше по-русски: у меня не проходит оплата картой")
+    await running.emulator.wait_until(
+        lambda: any("не проходит оплата" in (m.text or "") for m in running.emulator.bot_messages(AGENT.id)), 15
+    )
+    ticket = await running.app.desk.get(ticket_id)
+    assert ticket is not None and ticket.lang == "ru"
+
+    [card] = await running.tap(AGENT, announcement, f"Взять {ticket_id}")
+    assert card.text is not None and "язык: ru" in card.text
+    [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert joined.text == "К разговору подключился сотрудник — Ольга. Пишите сюда: вся переписка перед ним."
