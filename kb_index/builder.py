@@ -146,7 +146,8 @@ def build_version(
     )
     calibration: dict[str, object] = {}
     if calibrated is not None:
-        calibration = {"model": calibrated[0].to_dict(), "report": calibrated[1].to_dict()}
+        calibration = {"model": calibrated.model.to_dict(), "report": calibrated.report.to_dict()}
+        encoded += calibrated.encoded
     if progress:
         progress("calibrating", 1, 1)
 
@@ -206,7 +207,7 @@ def build_version(
         learned_orphaned=len(learned) - len(usable_learned),
         index_kind=str(index_info["kind"]),
         classifier=classifier is not None,
-        calibration=calibrated[1] if calibrated is not None else None,
+        calibration=calibrated.report if calibrated is not None else None,
         seconds=round(time.perf_counter() - started, 3),
     )
 

@@ -36,7 +36,7 @@ from kb_index.lexical import LexicalIndex
 from kb_index.store import Manifest
 from kb_index.text import normalize_text
 
-__all__ = ["CalibrationReport", "CalibrationSet", "calibrate_version", "load_off_topic"]
+__all__ = ["Calibration", "CalibrationReport", "CalibrationSet", "calibrate_version", "load_off_topic"]
 
 MIN_ARTICLES = 5  # fewer articles cannot be left out in turn; such a version keeps the fallback model
 OUT_OF_SCOPE_SHARE = 0.3  # of customers' questions, the share the knowledge base cannot answer
@@ -59,6 +59,7 @@ class CalibrationSet:
     right: np.ndarray  # 1 where the first article is the right one
     group: np.ndarray  # 0 held-out phrasing, 1 near-miss, 2 off-topic
     scores: list[list[float]]  # article scores, best first (for the ambiguity rule of the decision)
+    encoded: int = 0  # questions that were not cached and had to be encoded
 
     GROUPS = ("held_out_phrasings", "near_miss", "off_topic")
 
@@ -138,6 +139,15 @@ def load_off_topic() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What calibrating a version produced: its confidence model, what the bot will do, texts newly encoded."""
+
+    model: ConfidenceModel
+    report: CalibrationReport
+    encoded: int
+
+
 def calibrate_version(
     encoder: Encoder,
     cache: EmbeddingCache | None,
@@ -150,7 +160,7 @@ def calibrate_version(
     weights: ScoringWeights,
     thresholds: DecisionThresholds,
     classifier_vectors: np.ndarray | None,
-) -> tuple[ConfidenceModel, CalibrationReport] | None:
+) -> Calibration | None:
     """The confidence model of a version being built and what it will do, or None for a tiny knowledge base.
 
     ``classifier_vectors``: where the version has an article classifier, the phrasings encoded as questions
@@ -165,7 +175,7 @@ def calibrate_version(
         weights=weights, classifier_vectors=classifier_vectors,
     )
     model = ConfidenceModel.fit(data.signals, (data.group == 0).astype(np.float64), data.right, data.weights())
-    return model, report(model, data, thresholds)
+    return Calibration(model, report(model, data, thresholds), data.encoded)
 
 
 def collect(
@@ -206,11 +216,11 @@ def collect(
     off_topic = [t for t in (normalize_text(q) for q in load_off_topic()) if t]
     asked_rows = sorted({row for _, ins, near in plan for row in (*ins, *near)})
     if classifier_vectors is not None:
-        off_vectors, _ = encode_cached(encoder, cache, off_topic, "query")
+        off_vectors, encoded = encode_cached(encoder, cache, off_topic, "query")
         vector_of = {row: classifier_vectors[row] for row in asked_rows}
     else:
         query_texts = [texts[row] for row in asked_rows] + off_topic
-        query_vectors, _ = encode_cached(encoder, cache, query_texts, "query")
+        query_vectors, encoded = encode_cached(encoder, cache, query_texts, "query")
         vector_of = {row: query_vectors[i] for i, row in enumerate(asked_rows)}
         off_vectors = query_vectors[len(asked_rows) :]
 
@@ -235,7 +245,7 @@ def collect(
         if k == 0:
             for text, vector in zip(off_topic, off_vectors):
                 _record(view.score(vector, weights, 3, text), rows, right, group, scores, 2, False)
-    return CalibrationSet(np.vstack(rows), np.asarray(right), np.asarray(group), scores)
+    return CalibrationSet(np.vstack(rows), np.asarray(right), np.asarray(group), scores, encoded)
 
 
 def report(model: ConfidenceModel, data: CalibrationSet, thresholds: DecisionThresholds) -> CalibrationReport:

@@ -29,7 +29,7 @@ class Signals:
     margin: float  # how far ahead of the second article it is
     lexical: float  # its BM25 score relative to the best BM25 score of any article (0..1; 0 without words in common)
     classifier: float  # the article classifier's probability for the best three articles (0 without a classifier)
-    lexical_strength: float = 0.0  # log(1 + the best BM25 score of any article): how much the words say at all
+    lexical_strength: float = 0.0  # log(1 + the best BM25 score of any article, stop words left out): how much the words say at all
     agreement: float = 0.0  # reciprocal-rank fusion of the best article's dense and BM25 ranks (1: first in both)
 
     NAMES = ("score", "margin", "lexical", "classifier", "lexical_strength", "agreement")

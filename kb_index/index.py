@@ -161,9 +161,10 @@ class KbIndex:
         lexical_best = 0.0
         if self._lexical is not None and weights.lexical_weight > 0 and text:
             lexical = self._lexical.scores(text)
-            lexical_best = float(lexical.max())
-            if lexical_best > 0:
-                lexical /= lexical_best
+            best = float(lexical.max())
+            lexical_best = float(self._lexical.scores(text, topical=True).max())
+            if best > 0:
+                lexical /= best
                 top = np.argpartition(-lexical, min(weights.lexical_candidates, lexical.size - 1))
                 top = top[: weights.lexical_candidates]
                 groups = np.concatenate([groups, top[lexical[top] > 0]])

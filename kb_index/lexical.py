@@ -21,6 +21,22 @@ __all__ = ["LexicalIndex", "tokenize"]
 
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+# Words that say nothing about a topic. They still rank articles (an "если" in common is a hint between two
+# neighbours), but they do not tell whether a question is about the knowledge base at all: on a small one a word
+# like "за" may occur in one article only, and "как вылечить простуду за один день" would look like a question
+# about that article.
+STOP_WORDS = frozenset(
+    """
+    а без бы был была были было быть в вам вас ваш ваша ваше вы где да для до его ее её если есть ещё еще же за
+    и из или им их к как какая какие каким какой ко когда кто ли либо мне меня мой мол мы на над не нет ни но
+    ну о об один одна одно от по под при про с со так там те то того тоже той только том ту тут у уже хочу
+    чем через что чтобы чтоб эта эти это этот я
+    але але би бо був була були було в вам вас ваш ваша ви від де для до з за і із й їх як який яка яке які
+    коли хто чи мені мене мій ми на над не ні но по під при про та так там те то тут у уже хочу це ця цей що щоб я
+    a about an and are as at be by can do does for from have how i if in is it me my no not of on or so
+    that the this to was what when where which who why will with you your
+    """.split()
+)
 
 
 @lru_cache(maxsize=4)
@@ -30,9 +46,10 @@ def _stemmer(language: str):  # -> Stemmer.Stemmer
     return Stemmer.Stemmer(language)
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, stemmed words of at least two letters (Russian stemmer for Cyrillic, English for Latin)."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1]
+def tokenize(text: str, *, topical: bool = False) -> list[str]:
+    """Lower-cased, stemmed words of at least two letters (Russian stemmer for Cyrillic, English for Latin);
+    ``topical``: without ``STOP_WORDS``."""
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and not (topical and w in STOP_WORDS)]
     cyrillic = [w for w in words if _CYRILLIC.search(w)]
     latin = [w for w in words if not _CYRILLIC.search(w)]
     stems = _stemmer("russian").stemWords(cyrillic) if cyrillic else []
@@ -75,9 +92,10 @@ class LexicalIndex:
         )
         return cls(vocabulary, weights)
 
-    def scores(self, text: str) -> np.ndarray:
-        """BM25 score of every article for ``text`` (zeros when no word of it is known)."""
-        columns = [self._vocabulary[t] for t in tokenize(text) if t in self._vocabulary]
+    def scores(self, text: str, *, topical: bool = False) -> np.ndarray:
+        """BM25 score of every article for ``text`` (zeros when no word of it is known); ``topical``: from its
+        words but ``STOP_WORDS``."""
+        columns = [self._vocabulary[t] for t in tokenize(text, topical=topical) if t in self._vocabulary]
         if not columns:
             return np.zeros(self._weights.shape[0], dtype=np.float32)
         return np.asarray(self._weights[:, columns].sum(axis=1), dtype=np.float32).ravel()

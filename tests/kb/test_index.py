@@ -179,7 +179,8 @@ def test_reindex_after_one_change_encodes_only_that_article(
     kb = make_kb(tmp_path / "index", recording, thresholds, EmbeddingCache(tmp_path / "cache.sqlite"))
     full = kb.reindex(source)
     assert len(full.added) == full.article_versions
-    # Every distinct text once as a document, and the phrasings once more as questions (the article classifier).
+    # Every distinct text once as a document, the phrasings once more as questions (the article classifier), and
+    # the shipped off-topic questions (calibration).
     assert len(recording.encoded_documents) == len(set(recording.encoded_documents))
     assert full.encoded == len(recording.encoded_documents) + len(recording.encoded_queries)
 
