@@ -17,7 +17,7 @@ from tests.harness import ADMIN_ID, Running
 ADMIN = EmulatedUser(id=ADMIN_ID, first_name="Админ", language_code="ru")
 # Nothing in the sample knowledge base is about either.
 BIKES = ["у вас можно арендовать велосипед?", "сдаёте велосипеды в аренду на выходные?", "прокат велосипедов есть?"]
-JOBS = ["вы берёте на работу курьеров?", "есть ли у вас вакансии?"]
+JOBS = ["вы сейчас нанимаете сотрудников?", "есть ли у вас вакансии?"]
 
 
 async def ask_unanswerable(running: Running) -> None:

@@ -23,7 +23,7 @@ async def test_a_question_is_answered_with_the_article_and_the_slots_tell_the_st
     slots = slots_set(answer)
     assert slots["zabota_decision"] == "answer"
     assert slots["zabota_article_id"] == "cancel-order"
-    assert slots["zabota_confidence"] >= 0.81
+    assert slots["zabota_confidence"] >= 0.5  # the default level to answer
     assert slots["zabota_lang"] == "ru"
 
 
@@ -48,7 +48,7 @@ async def test_an_unsure_answer_offers_articles_as_buttons_and_a_tap_answers_wit
     executor: ActionExecutor,
 ) -> None:
     conversation = RasaConversation("web-clarify")
-    conversation.customer_says("у меня сломалась стиральная машина соседа")
+    conversation.customer_says("у меня сломалась стиральная машина")
 
     offer = await run_action(executor, conversation, "action_kb_answer")
 
@@ -58,7 +58,7 @@ async def test_an_unsure_answer_offers_articles_as_buttons_and_a_tap_answers_wit
     assert titles[-1] == "🙋 Позвать сотрудника" and message["buttons"][-1]["payload"] == "/zabota_handoff"
     assert "Как сдать товар в гарантийный ремонт?" in titles
     assert slots_set(offer)["zabota_decision"] == "clarify"
-    assert 0.72 <= slots_set(offer)["zabota_confidence"] < 0.81
+    assert 0.35 <= slots_set(offer)["zabota_confidence"] < 0.5  # the default levels: offer a choice, answer
 
     repair = next(b for b in message["buttons"] if b["title"] == "Как сдать товар в гарантийный ремонт?")
     conversation.taps(repair)
@@ -86,7 +86,7 @@ async def test_when_nothing_fits_the_assistant_says_nothing_and_the_question_is_
 
 async def test_a_button_for_an_article_that_is_gone_is_answered_by_its_title(executor: ActionExecutor) -> None:
     conversation = RasaConversation("web-stale")
-    conversation.customer_says("у меня сломалась стиральная машина соседа")
+    conversation.customer_says("у меня сломалась стиральная машина")
     await run_action(executor, conversation, "action_kb_answer")
     stale = {"title": "Как отменить заказ?", "payload": '/zabota_kb_article{"zabota_article": "cancel-order-2019"}'}
     offer = next(event for event in reversed(conversation.events) if event["event"] == "bot")
