@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot import keys
+from bot.handling import current as current_handling
 
 __all__ = ["ConversationLog", "ConversationState", "DialogStates", "ShownSearch", "Turn"]
 
@@ -31,6 +32,7 @@ class Turn:
     lang: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    update: str = ""  # the Telegram update whose handling wrote it (see ``bot.handling``)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -40,6 +42,17 @@ class Turn:
         return cls(**json.loads(raw))
 
 
+# KEYS: the log, the handled update's steps; ARGV: the turn, max turns, retention, the step, the steps' TTL.
+_APPEND_ONCE = """
+if redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 class ConversationLog:
     """Append-only log of turns per conversation, trimmed to ``max_turns`` and kept for ``retention``."""
 
@@ -47,18 +60,31 @@ class ConversationLog:
         self._redis = redis
         self._retention = int(retention.total_seconds())
         self._max_turns = max_turns
+        self._append_once = redis.register_script(_APPEND_ONCE)
 
     async def append(self, chat_id: int, turn: Turn) -> None:
+        """Append a turn; while an update is handled, once (handled again after a crash, it is not repeated)."""
         key = keys.conversation_log(chat_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, turn.to_json())
-            pipe.ltrim(key, -self._max_turns, -1)
-            pipe.expire(key, self._retention)
-            await pipe.execute()
+        update = current_handling()
+        if update is None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, turn.to_json())
+                pipe.ltrim(key, -self._max_turns, -1)
+                pipe.expire(key, self._retention)
+                await pipe.execute()
+            return
+        await self._append_once(
+            keys=[key, update.key],
+            args=[replace(turn, update=update.key).to_json(), self._max_turns, self._retention, update.step(f"log:{chat_id}"), update.ttl],
+        )
 
     async def recent(self, chat_id: int, limit: int = 50) -> list[Turn]:
         raw = await self._redis.lrange(keys.conversation_log(chat_id), -limit, -1)
-        return [Turn.from_json(item) for item in raw]
+        turns = [Turn.from_json(item) for item in raw]
+        update = current_handling()
+        if update is not None:  # handled again after a crash: what it wrote the first time is not its past
+            turns = [turn for turn in turns if turn.update != update.key]
+        return turns
 
 
 @dataclass

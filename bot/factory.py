@@ -28,6 +28,7 @@ from bot.customer_handoff import CustomerHandoff
 from bot.dialog import CustomerDialog
 from bot.gaps import GapLog
 from bot.metrics import Metrics, OpsEndpoints
+from bot.inbox import Inbox, poll_telegram
 from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
 from bot.rasa.channel import RasaOutbox
 from bot.redis_server import EmbeddedRedis, connect_redis
@@ -39,7 +40,7 @@ from surveys.handlers import build_router as build_surveys_router
 from surveys.triggers import SurveyTriggers
 
 from bot.routers import admin, customers
-from bot.sender import TelegramPacer
+from bot.sender import SendOnce, TelegramPacer
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -128,6 +129,7 @@ class Application:
     survey_messenger: SurveyMessenger
     survey_triggers: SurveyTriggers
     update_once: UpdateOnce
+    inbox: Inbox
     pacer: TelegramPacer
     customer_handoff: CustomerHandoff
     gap_log: GapLog
@@ -148,6 +150,18 @@ class Application:
             task = asyncio.create_task(job, name=name)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    async def run_polling(self, stop: asyncio.Event | None = None, *, timeout: int = 10) -> None:
+        """Long polling through the durable inbox (``bot.inbox``) until ``stop`` (or ``close``)."""
+        stop = stop or self._stop
+        allowed = self.dispatcher.resolve_used_update_types()
+        async with asyncio.TaskGroup() as group:  # one failing (a revoked token) stops the other
+            group.create_task(poll_telegram(self.bot, self.inbox, stop, timeout=timeout, allowed_updates=allowed))
+            group.create_task(self.inbox.serve(self.bot, self.dispatcher, stop))
+
+    def stop(self) -> None:
+        """Polling and the background jobs finish what they hold and return; ``close`` releases the rest."""
+        self._stop.set()
 
     async def close(self) -> None:
         self._stop.set()
@@ -181,11 +195,19 @@ async def _relayed_or_staff(user_id: int, directory: AgentDirectory, desk: Hando
     return await directory.is_staff(user_id) or await desk.open_ticket_of(user_id) is not None
 
 
-def build_bot(settings: Settings, *, token: str | None = None, pacer: TelegramPacer | None = None) -> Bot:
+def build_bot(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    pacer: TelegramPacer | None = None,
+    send_once: SendOnce | None = None,
+) -> Bot:
     token = token or settings.telegram.bot_token.get_secret_value()
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather), or run 'zabota demo'.")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base.rstrip("/")))
+    if send_once is not None:  # first: a message not sent again takes nothing of the pacer's budget
+        session.middleware(send_once)
     if pacer is not None:
         session.middleware(pacer)
     return Bot(token, session=session)
@@ -235,7 +257,7 @@ async def build_application(
     )
     pacer = TelegramPacer()
     metrics = Metrics()
-    bot = build_bot(settings, token=token, pacer=pacer)
+    bot = build_bot(settings, token=token, pacer=pacer, send_once=SendOnce(redis))
     bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
     customer_handoff = CustomerHandoff(desk, texts, hours)
@@ -384,6 +406,7 @@ async def build_application(
         survey_messenger=survey_messenger,
         survey_triggers=survey_triggers,
         update_once=update_once,
+        inbox=Inbox(redis, bot.id),
         pacer=pacer,
         customer_handoff=customer_handoff,
         gap_log=gap_log,

@@ -1,6 +1,9 @@
 """Redis keys of the Telegram application, all in one place.
 
+    zabota:inbox:{bot_id}                   a stream of Telegram updates not yet handled (``bot.inbox``)
+    zabota:inbox:{bot_id}:seen:{update_id}  the update is in the inbox or was: it is stored once
     zabota:update:{bot_id}:{update_id}      "processing" / "done": each Telegram update is handled once
+    zabota:update:{bot_id}:{update_id}:steps  side effects of handling it already done (``bot.handling``)
     zabota:flood:{chat_id}                  messages in the current flood window (counter with a TTL)
     zabota:flood:{chat_id}:warned           the "one moment" reply was sent in this window
     zabota:conv:{chat_id}:log               the conversation log: a list of JSON turns, oldest first
@@ -14,8 +17,16 @@ from __future__ import annotations
 PREFIX = "zabota"
 
 
+def inbox(bot_id: int) -> str:
+    return f"{PREFIX}:inbox:{bot_id}"
+
+
 def update(bot_id: int, update_id: int) -> str:
     return f"{PREFIX}:update:{bot_id}:{update_id}"
+
+
+def update_steps(bot_id: int, update_id: int) -> str:
+    return f"{PREFIX}:update:{bot_id}:{update_id}:steps"
 
 
 def flood(chat_id: int) -> str:

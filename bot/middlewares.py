@@ -22,6 +22,7 @@ from aiogram.types import Message, TelegramObject, Update
 
 from bot import keys
 from bot.conversation import ConversationLog, Turn
+from bot.handling import handling
 from bot.texts import Texts
 
 __all__ = ["ChatSequencer", "FloodControl", "UpdateOnce", "update_chat_id"]
@@ -103,12 +104,15 @@ class UpdateOnce(BaseMiddleware):
             self.duplicates += 1
             log.info("update %s was already handled; dropped", event.update_id)
             return None
+        steps = keys.update_steps(data["bot"].id, event.update_id)
         try:
-            result = await handler(event, data)
+            with handling(steps, self._done_ttl):  # what it sends and writes, once (a retry skips what is done)
+                result = await handler(event, data)
         except BaseException:
             await asyncio.shield(self._redis.delete(key))  # let a redelivery try again (even when cancelled)
             raise
-        await self._redis.set(key, "done", ex=self._done_ttl)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.set(key, "done", ex=self._done_ttl).delete(steps).execute()
         return result
 
 

@@ -74,7 +74,11 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 log.info("/metrics and /healthz on %s:%s", settings.app.ops_host, settings.app.ops_port)
             try:
                 await app.bot.delete_webhook()
-                await app.dispatcher.start_polling(app.bot, close_bot_session=False)
+                signalled = asyncio.create_task(_until_signal())
+                signalled.add_done_callback(lambda _: app.stop())
+                log.info("long polling: each update is stored in Redis before Telegram is told it arrived")
+                await app.run_polling()
+                signalled.cancel()
             finally:
                 if ops is not None:
                     await ops.cleanup()
@@ -101,10 +105,7 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
     print("Starting Zabota (first start prepares the model and the index: about a minute) ...", file=sys.stderr)
     app = await build_application(settings, token=emulator.token)
     app.start_background()
-    polling = asyncio.create_task(
-        app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1),
-        name="polling",
-    )
+    polling = asyncio.create_task(app.run_polling(timeout=1), name="polling")
     customer = EmulatedUser(id=DEMO_CUSTOMER_ID, first_name={"uk": "Олена", "en": "Anna"}.get(lang, "Анна"),
                             language_code=lang)
     operator = EmulatedUser(id=DEMO_AGENT_ID, first_name="Ольга", language_code="ru") if agent else None
@@ -122,7 +123,7 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
         await chat.show_replies()
         await chat.run(read_lines(sys.stdin, "> "))
     finally:
-        await app.dispatcher.stop_polling()
+        app.stop()
         await asyncio.gather(polling, return_exceptions=True)
         await app.close()
         await emulator.stop()

@@ -18,8 +18,12 @@ from typing import Any
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
 
-__all__ = ["SENDING_METHODS", "OutgoingLimits", "TelegramPacer"]
+from bot.handling import current as current_handling
+
+__all__ = ["SENDING_METHODS", "OutgoingLimits", "SendOnce", "TelegramPacer"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +125,38 @@ class TelegramPacer(BaseRequestMiddleware):
                 bucket = _Bucket(self.limits.per_chat_per_second, self.limits.per_chat_burst, now)
             self._chats[chat_id] = bucket
         return bucket
+
+
+class SendOnce(BaseRequestMiddleware):
+    """While an update is handled, each message it sends is sent once, even if it is handled again.
+
+    The n-th sending call of an update stores Telegram's answer under the update's steps (``bot.handling``);
+    when a process died half-way and the update is handled again, the calls already made return the stored
+    answer instead of sending again. Only a crash in the instant between Telegram's answer and the write to
+    Redis can still send one message twice. Register it before the pacer: a skipped call costs no budget.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self.skipped = 0  # calls not repeated, for tests
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Any,
+        method: TelegramMethod[Any],
+    ) -> Any:  # the method's result (a Message, True, ...): what the chain of request middlewares returns
+        update = current_handling()
+        if update is None or method.__api_method__ not in SENDING_METHODS:
+            return await make_request(bot, method)
+        step = update.step("send")
+        stored = await self._redis.hget(update.key, step)
+        if stored is not None:
+            self.skipped += 1
+            log.info("%s was sent before the update was handled again; not sent twice", method.__api_method__)
+            return TypeAdapter(method.__returning__).validate_json(stored, context={"bot": bot})
+        result = await make_request(bot, method)
+        stored = TypeAdapter(method.__returning__).dump_json(result, fallback=lambda _: None)  # no client defaults
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.hset(update.key, step, stored).expire(update.key, update.ttl).execute()
+        return result

@@ -109,13 +109,11 @@ async def running_app(
         settings = make_settings(data, redis_url, emulator.base_url, surveys, **handoff)
         app = await build_application(settings, encoder=encoder, token=emulator.token)
         app.start_background()
-        polling = asyncio.create_task(
-            app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
-        )
+        polling = asyncio.create_task(app.run_polling(timeout=1))
         try:
             yield Running(app, emulator, polling)
         finally:
-            await app.dispatcher.stop_polling()
+            app.stop()
             await asyncio.gather(polling, return_exceptions=True)
             await app.close()
 
