@@ -381,13 +381,20 @@ class CustomerDialog:
 
     async def _answer(self, ctx: _Context, article_id: str, search_id: str) -> None:
         article = self.kb.article(article_id, ctx.lang)
-        body = f"<b>{_escape(article.title)}</b>\n\n{markdown_to_telegram_html(article.answer)}"
-        for part in split_message(body):
-            ctx.replies.append(Reply(part, html=True))
         t = self.texts
+        # One message per answer: "did this help?" and its buttons go on the answer (on its last part when it
+        # is split), so an answer costs one message of Telegram's budget, not two.
+        body = (
+            f"<b>{_escape(article.title)}</b>\n\n{markdown_to_telegram_html(article.answer)}"
+            f"\n\n<i>{_escape(t.get(ctx.lang, 'ask_feedback'))}</i>"
+        )
+        parts = split_message(body)
+        for part in parts[:-1]:
+            ctx.replies.append(Reply(part, html=True))
         ctx.replies.append(
             Reply(
-                t.get(ctx.lang, "ask_feedback"),
+                parts[-1],
+                html=True,
                 buttons=(
                     (Button(t.get(ctx.lang, "btn_yes"), Action.HELPED, search_id),
                      Button(t.get(ctx.lang, "btn_no"), Action.NOT_HELPED, search_id)),

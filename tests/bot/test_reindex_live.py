@@ -35,9 +35,9 @@ async def test_customers_keep_getting_answers_while_an_admin_reindexes(running: 
             # customer, whom the bot hands to a person instead of answering.
             customer = EmulatedUser(id=10_000 + 100 * n + turn // len(QUESTIONS), first_name="Анна", language_code="ru")
             question = QUESTIONS[(n + turn) % len(QUESTIONS)]
-            [answer, ask] = await running.say(customer, question, count=2, timeout=30)
+            [answer] = await running.say(customer, question, timeout=30)
             answered.append((clock(), answer.text or ""))
-            assert ask.text == "Помог ли этот ответ?", answer.text
+            assert (answer.text or "").endswith("Помог ли этот ответ?"), answer.text
             turn += 1
 
     askers = [asyncio.create_task(keep_asking(n)) for n in range(16)]
@@ -58,5 +58,5 @@ async def test_customers_keep_getting_answers_while_an_admin_reindexes(running: 
     assert "изменено 1" in (status.text or "") and "добавлено 0" in (status.text or "")
     assert app.kb.index.version != old_version
     fresh = EmulatedUser(id=999, first_name="Анна", language_code="ru")
-    [answer, _] = await running.say(fresh, "Как отменить заказ?", count=2)
+    [answer] = await running.say(fresh, "Как отменить заказ?")
     assert "Как отменить заказ или его часть?" in (answer.text or "")

@@ -149,15 +149,14 @@ async def test_three_webhook_processes_answer_every_customer_once_and_in_order(
     # All customers write at once; every fourth one's updates are each delivered twice.
     await asyncio.gather(*(converse(c, n % 4 == 0) for n, c in enumerate(customers)))
     for customer in customers:
-        await emulator.wait_for_bot_messages(customer.id, 4, timeout=120)
+        await emulator.wait_for_bot_messages(customer.id, 3, timeout=120)
     await asyncio.sleep(2.0)  # anything duplicated would arrive by now
 
     expected = replies(emulator, customers[0].id)
-    assert len(expected) == 4
+    assert len(expected) == 3
     assert expected[0].startswith("Здравствуйте! Чем могу помочь?")
-    assert "Как отменить заказ" in expected[1]
-    assert expected[2].startswith("Помог ли")
-    assert expected[3].startswith("Пожалуйста!")
+    assert "Как отменить заказ" in expected[1] and expected[1].endswith("Помог ли этот ответ?")
+    assert expected[2].startswith("Пожалуйста!")
     for customer in customers:
         assert replies(emulator, customer.id) == expected, f"customer {customer.id}"
 
@@ -182,5 +181,5 @@ async def test_three_webhook_processes_answer_every_customer_once_and_in_order(
     for asker in askers:
         await emulator.send_message(asker, "Есть ли подарочная упаковка?")
     for asker in askers:
-        [answer, _] = await emulator.wait_for_bot_messages(asker.id, 2, timeout=60)
+        [answer] = await emulator.wait_for_bot_messages(asker.id, 1, timeout=60)
         assert "Подарочная упаковка" in (answer.text or ""), answer.text

@@ -22,7 +22,7 @@ async def surveys_sent(running: Running, chat_id: int) -> list[str]:
 
 async def test_a_helpful_answer_gets_effort_then_satisfaction_edited_in_place(running: Running) -> None:
     customer = EmulatedUser(id=601, first_name="Анна", language_code="ru")
-    _, ask = await running.say(customer, "Как отменить заказ?", count=2)
+    [ask] = await running.say(customer, "Как отменить заказ?")
     thanks, survey = await running.tap(customer, ask, "👍 Да, помог", count=2)
     assert thanks.text is not None and "рада была помочь" in thanks.text
     assert survey.text is not None and survey.text.startswith("Насколько легко было решить ваш вопрос?")
@@ -42,7 +42,7 @@ async def test_a_helpful_answer_gets_effort_then_satisfaction_edited_in_place(ru
     assert stored.articles == ["cancel-order"] and stored.agent_name == ""
 
     # A second helpful answer in the same week: no second survey (survey fatigue).
-    _, ask2 = await running.say(customer, "Сколько стоит доставка?", count=2)
+    [ask2] = await running.say(customer, "Сколько стоит доставка?")
     [only_thanks] = await running.tap(customer, ask2, "👍 Да, помог")
     assert await running.settle(customer.id, quiet=1.5) == []
     assert only_thanks.text is not None and "рада была помочь" in only_thanks.text
@@ -88,7 +88,7 @@ async def test_a_low_score_reaches_supervisors_with_the_conversation_and_the_com
 async def test_a_forged_or_replayed_tap_changes_nothing(running: Running) -> None:
     customer = EmulatedUser(id=603, first_name="Вера", language_code="ru")
     intruder = EmulatedUser(id=604, first_name="Чужой", language_code="ru")
-    _, ask = await running.say(customer, "Как отменить заказ?", count=2)
+    [ask] = await running.say(customer, "Как отменить заказ?")
     _, survey = await running.tap(customer, ask, "👍 Да, помог", count=2)
     stored = (await running.app.surveys.surveys(0))[0]
     data = f"s:{stored.id}:ces:1"
@@ -111,8 +111,8 @@ async def test_silence_after_an_answer_is_surveyed_once_but_not_during_a_hand_of
                            surveys={"assumed_resolved_minutes": 0.01}) as running:
         quiet = EmulatedUser(id=605, first_name="Глеб", language_code="ru")
         waiting = EmulatedUser(id=606, first_name="Дина", language_code="ru")
-        await running.say(quiet, "Как отменить заказ?", count=2)
-        await running.say(waiting, "Сколько стоит доставка?", count=2)
+        await running.say(quiet, "Как отменить заказ?")
+        await running.say(waiting, "Сколько стоит доставка?")
         await running.say(waiting, "позовите оператора")  # a ticket is open: no survey now
         await asyncio.sleep(1.0)
         assert await running.app.survey_triggers.survey_silent_answers() == 1
@@ -127,7 +127,7 @@ async def test_a_survey_tap_after_expiry_is_told_the_survey_closed(
 ) -> None:
     async with running_app(tmp_path, prepared, encoder, clean_redis, surveys={"expiry_hours": 0.0003}) as running:
         customer = EmulatedUser(id=607, first_name="Ева", language_code="ru")
-        _, ask = await running.say(customer, "Как отменить заказ?", count=2)
+        [ask] = await running.say(customer, "Как отменить заказ?")
         _, survey = await running.tap(customer, ask, "👍 Да, помог", count=2)
         await asyncio.sleep(1.5)
         query = await running.emulator.press_button(customer, survey, "5")
@@ -152,7 +152,7 @@ async def test_a_customer_who_blocked_the_bot_gets_no_survey(running: Running) -
 
 async def test_stats_for_admins_as_a_chart_and_refused_to_customers(running: Running) -> None:
     customer = EmulatedUser(id=609, first_name="Зоя", language_code="ru")
-    _, ask = await running.say(customer, "Как отменить заказ?", count=2)
+    [ask] = await running.say(customer, "Как отменить заказ?")
     _, survey = await running.tap(customer, ask, "👍 Да, помог", count=2)
     await running.emulator.press_button(customer, survey, "5")
     await asyncio.sleep(0.5)
