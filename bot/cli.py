@@ -146,6 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_search.add_argument("--json", action="store_true")
     bench_search.set_defaults(handler=_bench_search)
+    bench_e2e = bench.add_parser("e2e", help="the whole bot against the Bot API emulator: customers asking at once")
+    bench_e2e.add_argument("--customers", type=int, default=300, help="customers who ask at the same moment")
+    bench_e2e.add_argument("--json", action="store_true")
+    bench_e2e.set_defaults(handler=_bench_e2e)
     return parser
 
 
@@ -344,6 +348,20 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
     print(" | ".join(label for _, label in columns))
     for row in results:
         print(" | ".join("-" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
+    return 0
+
+
+def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench_e2e import run_e2e
+
+    results = asyncio.run(run_e2e(settings, args.customers))
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+        return 0
+    columns = list(results[0])
+    print(" | ".join(columns))
+    for row in results:
+        print(" | ".join(str(row[key]) for key in columns))
     return 0
 
 

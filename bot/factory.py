@@ -257,7 +257,8 @@ async def build_application(
     )
     pacer = TelegramPacer()
     metrics = Metrics()
-    bot = build_bot(settings, token=token, pacer=pacer, send_once=SendOnce(redis))
+    paced = pacer if settings.telegram.outgoing_limits else None
+    bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))
     bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
     customer_handoff = CustomerHandoff(desk, texts, hours)

@@ -211,6 +211,9 @@ class TelegramSettings(BaseSettings):
     webhook_host: str = "0.0.0.0"
     webhook_port: int = 8080
     webhook_path: str = "/telegram/webhook"
+    outgoing_limits: bool = Field(
+        True, description="Pace messages to Telegram's limits; off only for a local Bot API server or a benchmark."
+    )
 
 
 class RedisSettings(BaseSettings):

@@ -1,0 +1,94 @@
+"""End-to-end benchmark: the real bot (long polling through the inbox) against the Bot API emulator.
+
+``zabota bench e2e`` starts the emulator, an embedded Redis and the whole application in this process, on a
+data folder of its own (the index is built from ``KB_SOURCE``; the model and cached vectors are shared with the
+configured cache). ``customers`` customers each send one question at the same moment; the figures are how fast
+they are all answered: customers answered per second, the time until the last answer, the time from question to
+answer (p50, p99), and Bot API messages per answer. It runs twice: with Telegram's outgoing limits (the bot
+paces itself; the emulator answers 429 past them) and with the limits lifted, to show what the bot itself can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bot.emulator import EmulatedUser, FloodLimits, TelegramEmulator
+from bot.settings import Settings
+
+__all__ = ["run_e2e"]
+
+QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]
+
+
+async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout: float) -> dict[str, object]:
+    from bot.factory import build_application
+
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
+        run_settings = Settings(
+            app=settings.app.model_copy(update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}),
+            kb=settings.kb,
+            redis=settings.redis.model_copy(update={"url": ""}),  # embedded, in the temporary folder
+            dialog=settings.dialog.model_copy(update={"flood_limit": 1000}),
+            handoff=settings.handoff,
+            surveys=settings.surveys,
+            actions=settings.actions,
+        )
+        emulator = TelegramEmulator(flood_limits=FloodLimits() if limits else None)
+        await emulator.start()
+        run_settings.telegram = settings.telegram.model_copy(
+            update={"api_base": emulator.base_url, "outgoing_limits": limits}
+        )
+        try:
+            app = await build_application(run_settings, token=emulator.token)
+        except BaseException:
+            await emulator.stop()
+            raise
+        app.start_background()
+        polling = asyncio.create_task(app.run_polling(timeout=1))
+        try:
+            users = [EmulatedUser(id=100_000 + n, first_name="Анна", language_code="ru") for n in range(customers)]
+            loop = asyncio.get_running_loop()
+            waits: list[float] = []
+
+            async def ask(user: EmulatedUser, question: str) -> None:
+                asked = loop.time()
+                await emulator.send_message(user, question)
+                await emulator.wait_for_bot_messages(user.id, 1, timeout=timeout)
+                waits.append(loop.time() - asked)
+
+            started = loop.time()
+            await asyncio.gather(*(ask(u, QUESTIONS[n % len(QUESTIONS)]) for n, u in enumerate(users)))
+            elapsed = loop.time() - started
+            await asyncio.sleep(1.0)  # the rest of each reply, if an answer were more than one message
+            sent = sum(len(emulator.bot_messages(u.id)) for u in users)
+            waits.sort()
+            return {
+                "limits": "Telegram's" if limits else "lifted",
+                "customers": customers,
+                "answered_per_second": round(customers / elapsed, 1),
+                "last_answered_s": round(elapsed, 2),
+                "p50_s": round(statistics.median(waits), 3),
+                "p99_s": round(waits[min(len(waits) - 1, int(0.99 * len(waits)))], 3),
+                "messages_per_answer": round(sent / customers, 2),
+                "rejected_429": emulator.flood_rejections,
+            }
+        finally:
+            app.stop()
+            await asyncio.gather(polling, return_exceptions=True)
+            await app.close()
+            await emulator.stop()
+
+
+async def run_e2e(settings: Settings, customers: int, *, timeout: float = 600.0) -> list[dict[str, object]]:
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)  # a line per update would be most of the time
+    results = []
+    for limits in (True, False):
+        started = time.perf_counter()
+        results.append(await _one_run(settings, customers, limits=limits, timeout=timeout))
+        logging.getLogger(__name__).info("run done in %.0f s", time.perf_counter() - started)
+    return results
