@@ -45,7 +45,7 @@ async def test_customers_keep_getting_answers_while_an_admin_reindexes(running: 
     started = clock()
     await running.emulator.send_message(ADMIN, "/reindex")
     await running.emulator.wait_until(
-        lambda: any((m.text or "").startswith("Готово: версия") for m in running.emulator.bot_messages(ADMIN.id)), 120
+        lambda: any((m.text or "").startswith("Готово: версия") for m in running.emulator.bot_messages(ADMIN.id)), 300
     )
     done = clock()
     await asyncio.sleep(1.0)
