@@ -69,7 +69,7 @@ def test_a_question_alone_gets_the_vector_it_gets_among_long_passages(onnx_encod
     mixed = onnx_encoder.encode_queries([long_passages[0], question, long_passages[1]])[1]
     # fp32: exactly the same. int8 quantises each batch's activations with one scale, so a batch-mate moves a
     # vector a little; batching by length keeps such mates alike.
-    assert float(alone @ mixed) > (0.99 if onnx_encoder.model_id.endswith("int8") else 0.9999)
+    assert float(alone @ mixed) > (0.99 if "int8" in onnx_encoder.model_id else 0.9999)
 
 
 def _first_articles(root: Path, encoder: Encoder, thresholds, questions: list[dict]) -> list[str]:
@@ -94,7 +94,7 @@ def test_onnx_and_torch_find_the_same_articles_for_customers_questions(
     onnx_answers = _first_articles(tmp_path, onnx_encoder, thresholds, SAMPLE_QUESTIONS)
     differing = [q["query"] for q, a, b in zip(SAMPLE_QUESTIONS, onnx_answers, torch_answers) if a != b]
     # fp32 is the same model; int8 may change the first article of a borderline question, never more than one here.
-    assert len(differing) <= (1 if onnx_encoder.model_id.endswith("int8") else 0), differing
+    assert len(differing) <= (1 if "int8" in onnx_encoder.model_id else 0), differing
 
     def right(answers: list[str]) -> int:
         return sum(article in q["expected"] for article, q in zip(answers, SAMPLE_QUESTIONS))
