@@ -341,7 +341,10 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
     from kb_index.onnx_engine import prepare_onnx_model
 
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
-    configured = settings.kb.engine + ("-int8" if settings.kb.quantize == "int8" else "")
+    from kb_index.encoder import resolve_quantize
+
+    quantize = resolve_quantize(settings.kb.engine, settings.kb.quantize)
+    configured = settings.kb.engine + ("-int8" if quantize == "int8" else "")
     engines = [name.strip() for name in (args.engines or configured).split(",") if name.strip()]
     try:
         for name in engines:

