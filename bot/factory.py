@@ -61,7 +61,10 @@ log = logging.getLogger(__name__)
 
 def build_encoder(settings: Settings) -> Encoder:
     kb = settings.kb
-    return Encoder.load(kb.model, settings.cache_dir, batch_size=kb.batch_size, quantize=kb.quantize)
+    return Encoder.load(
+        kb.model, settings.cache_dir, batch_size=kb.batch_size, quantize=kb.quantize, engine=kb.engine,
+        threads=kb.threads,
+    )
 
 
 def thresholds_from(settings: Settings) -> DecisionThresholds:

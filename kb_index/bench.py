@@ -1,8 +1,9 @@
-"""Benchmark of the knowledge-base search: latency, concurrent throughput, reindex time and peak memory.
+"""Benchmark of the knowledge-base search: latency, concurrent throughput, reindex time, peak memory and model
+load time, for one or more encoder engines side by side (``torch``, ``torch-int8``, ``onnx``, ``onnx-int8``).
 
 The sample knowledge base is grown synthetically to the sizes asked for: article ``i`` is a sample article
 with a product of its own in the title, the phrasings and the answer, so every text is distinct and has to be
-encoded. Each size runs in its own process, so that its peak memory is its own.
+encoded. Each engine and size runs in its own process, so that its peak memory and its load time are its own.
 
 The largest size is made of copies of a smaller one under new ids ("--reuse-from"): its texts repeat, so its
 cold full reindex is not measured but projected from the measured encoding rate, and the README says so.
@@ -31,7 +32,17 @@ from kb_index.service import KnowledgeBase
 from kb_index.sources import load_articles
 from kb_index.store import IndexStore
 
-__all__ = ["grow_articles", "run_benchmark", "run_size"]
+__all__ = ["ENGINE_CHOICES", "engine_settings", "grow_articles", "run_benchmark", "run_size"]
+
+ENGINE_CHOICES = ("torch", "torch-int8", "onnx", "onnx-int8")
+
+
+def engine_settings(name: str) -> tuple[str, str]:
+    """``onnx-int8`` -> (``onnx``, ``int8``): the KB_ENGINE and KB_QUANTIZE an engine name of the bench stands for."""
+    if name not in ENGINE_CHOICES:
+        raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINE_CHOICES)}")
+    engine, _, quantize = name.partition("-")
+    return engine, quantize or "none"
 
 _PRODUCTS = {
     "ru": ["чайник", "пылесос", "плед", "утюг", "блендер", "подушка", "торшер", "кофеварка", "одеяло", "весы"],
@@ -178,24 +189,32 @@ def run_benchmark(
     source: Path,
     model: str,
     cache_dir: Path,
-    quantize: str = "none",
+    engines: list[str] | None = None,
+    threads: int = 0,
     queries: int = 300,
     concurrency: int = 64,
     cold_limit: int = 10_000,
     approximate_above: int = 20_000,
 ) -> list[dict[str, object]]:
-    """Run every size in a child process; sizes above ``cold_limit`` reuse cached vectors (projected full time)."""
+    """Run every engine at every size in a child process, sizes in turn, the engines side by side at each size;
+    sizes above ``cold_limit`` reuse cached vectors (projected full time)."""
     results: list[dict[str, object]] = []
+    for name in engines or ["torch"]:
+        engine_settings(name)  # an unknown name fails before anything runs
     with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
-        for size in sizes:
+        for size, name in [(size, name) for size in sizes for name in engines or ["torch"]]:
+            engine, quantize = engine_settings(name)
             measure_full = size <= cold_limit
             # A fresh vector cache for measured sizes; the larger sizes reuse it (their texts repeat).
-            cache_path = Path(tmp) / (f"cache-{size}.sqlite" if measure_full else "cache-shared.sqlite")
+            cache_path = Path(tmp) / (f"cache-{name}-{size}.sqlite" if measure_full else f"cache-{name}-shared.sqlite")
             args = {
                 "size": size,
                 "source": str(source),
                 "model": model,
+                "engine": engine,
+                "engine_name": name,
                 "quantize": quantize,
+                "threads": threads,
                 "cache_dir": str(cache_dir),
                 "workdir": tmp,
                 "cache_path": str(cache_path),
@@ -206,7 +225,7 @@ def run_benchmark(
                 "distinct": None if measure_full else cold_limit,
             }
             if not measure_full:
-                _prefill_shared_cache(Path(tmp), cold_limit)
+                _prefill_shared_cache(Path(tmp), cold_limit, name)
             out = subprocess.run(
                 [sys.executable, "-m", "kb_index.bench", json.dumps(args)],
                 check=True,
@@ -215,7 +234,14 @@ def run_benchmark(
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             if not measure_full:
-                rate = next((r.get("encode_rate_texts_per_s") for r in reversed(results) if r.get("encode_rate_texts_per_s")), None)
+                rate = next(
+                    (
+                        r.get("encode_rate_texts_per_s")
+                        for r in reversed(results)
+                        if r.get("encode_rate_texts_per_s") and r.get("engine") == name
+                    ),
+                    None,
+                )
                 if rate:
                     result["projected_full_reindex_s"] = round(float(result["texts"]) / float(rate), 0)
             results.append(result)
@@ -223,17 +249,22 @@ def run_benchmark(
     return results
 
 
-def _prefill_shared_cache(tmp: Path, cold_limit: int) -> None:
+def _prefill_shared_cache(tmp: Path, cold_limit: int, engine: str) -> None:
     """Copy the vectors of the measured size into the shared cache the large size will read."""
-    shared = tmp / "cache-shared.sqlite"
-    measured = tmp / f"cache-{cold_limit}.sqlite"
+    shared = tmp / f"cache-{engine}-shared.sqlite"
+    measured = tmp / f"cache-{engine}-{cold_limit}.sqlite"
     if not shared.exists() and measured.exists():
         shared.write_bytes(measured.read_bytes())
 
 
 def _child(raw: str) -> None:
     args = json.loads(raw)
-    encoder = Encoder.load(args["model"], Path(args["cache_dir"]), quantize=args["quantize"])
+    started = time.perf_counter()
+    encoder = Encoder.load(
+        args["model"], Path(args["cache_dir"]), quantize=args["quantize"], engine=args["engine"], threads=args["threads"]
+    )
+    encoder.encode_queries(["прогрев"])  # the first call allocates the session's buffers: part of loading
+    load_seconds = time.perf_counter() - started
     result = run_size(
         args["size"],
         source=Path(args["source"]),
@@ -246,6 +277,7 @@ def _child(raw: str) -> None:
         approximate_above=args["approximate_above"],
         distinct=args["distinct"],
     )
+    result = {"engine": args["engine_name"], "served_on": encoder.engine, "load_s": round(load_seconds, 1), **result}
     print(json.dumps(result))
 
 

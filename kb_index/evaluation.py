@@ -417,7 +417,7 @@ def _tuned(
     folder: Path,
 ) -> Encoder:
     tune_encoder(encoder, articles, folder, learned=learned, options=options)
-    return Encoder.load(str(folder), folder.parent, batch_size=encoder.batch_size)
+    return Encoder.load(str(folder), folder.parent, batch_size=encoder.batch_size, engine="torch")
 
 
 def _thresholds_dict(levels: DecisionThresholds) -> dict[str, float]:

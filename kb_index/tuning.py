@@ -121,7 +121,7 @@ def tune_encoder(
     started = time.perf_counter()
     rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
-    model = copy.deepcopy(encoder._model)
+    model = copy.deepcopy(encoder.torch_model())  # fine-tuning needs torch whatever engine serves
     transformer = model[0]
     backbone = transformer.auto_model
     for parameter in backbone.embeddings.parameters():
