@@ -21,15 +21,16 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
 from bot import keys
 
@@ -38,6 +39,8 @@ __all__ = ["Inbox", "poll_telegram"]
 log = logging.getLogger(__name__)
 
 GROUP = "handlers"
+
+T = TypeVar("T")
 
 # Store each update once, whatever how many times getUpdates or a webhook retry delivers it: a "seen" mark per
 # update id (kept as long as Telegram keeps undelivered updates) and the stream entry, written together.
@@ -123,6 +126,10 @@ class Inbox:
                         raise
                     await self._ensure_group()  # the stream was deleted (FLUSHDB): start it again
                     continue
+                except RedisConnectionError as error:
+                    log.warning("inbox out of reach (%s); trying again in 1 s", error)
+                    await asyncio.sleep(1.0)
+                    continue
                 for _stream, entries in answer or ():
                     for entry_id, fields in entries:
                         await self._start(bot, dispatcher, slots, context, entry_id, fields)
@@ -206,21 +213,40 @@ async def poll_telegram(
     backoff = 1.0
     while not stop.is_set():
         try:
-            updates = await bot.get_updates(
-                offset=offset, timeout=timeout, allowed_updates=allowed_updates, request_timeout=timeout + 10
+            # A stop does not wait for the long poll: what it would have fetched is not confirmed, so it comes again.
+            updates = await _unless_stopped(
+                stop,
+                bot.get_updates(
+                    offset=offset, timeout=timeout, allowed_updates=allowed_updates, request_timeout=timeout + 10
+                ),
             )
+            if updates is None:
+                return
+            if updates:
+                await inbox.put(updates)  # stored first: the next call's offset confirms them to Telegram
+                offset = updates[-1].update_id + 1
+            backoff = 1.0
         except TelegramRetryAfter as error:
             await _sleep_or_stop(stop, error.retry_after)
-            continue
-        except (TelegramNetworkError, TelegramServerError) as error:
-            log.warning("getUpdates failed (%s); trying again in %.0f s", error, backoff)
+        except (TelegramNetworkError, TelegramServerError, RedisError) as error:
+            # Telegram or Redis out of reach: nothing is confirmed until it is stored, so nothing is lost.
+            log.warning("polling paused (%s); trying again in %.0f s", error, backoff)
             await _sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, 30.0)
-            continue
-        backoff = 1.0
-        if updates:
-            await inbox.put(updates)  # stored first: the next call's offset confirms them to Telegram
-            offset = updates[-1].update_id + 1
+
+
+async def _unless_stopped(stop: asyncio.Event, call: Awaitable[T]) -> T | None:
+    work = asyncio.ensure_future(call)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not work.done():
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        return None
+    return work.result()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
