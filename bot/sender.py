@@ -41,7 +41,7 @@ class OutgoingLimits:
     per_chat_burst: int = 3
     per_group_per_minute: int = 20
     per_bot_per_second: float = 30.0
-    max_retries: int = 3
+    max_retries: int = 10  # a 429 must not cost a customer his answer: Telegram's waits are seconds
 
 
 class _Bucket:
@@ -77,7 +77,8 @@ class TelegramPacer(BaseRequestMiddleware):
         self._clock = clock
         self._sleep = sleep
         self._chats: dict[int | str, _Bucket] = {}
-        self._bot = _Bucket(limits.per_bot_per_second, limits.per_bot_per_second, clock())
+        # No burst bot-wide: Telegram counts any one second, so a full bucket on top of the rate would exceed it.
+        self._bot = _Bucket(limits.per_bot_per_second, 1.0, clock())
         self._lock = asyncio.Lock()
         self.retries = 0  # 429 answers retried, for metrics and tests
 

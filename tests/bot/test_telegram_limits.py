@@ -1,0 +1,31 @@
+"""Telegram's outgoing limits: a burst of customers is answered in full, paced so that Telegram refuses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.emulator import EmulatedUser, FloodLimits
+from tests.harness import Running
+
+# Each question and the title its answer starts with.
+QUESTIONS = {
+    "Как отменить заказ?": "Как отменить заказ?",
+    "Сколько стоит доставка?": "Сколько стоит доставка",
+    "Как вернуть товар?": "Как вернуть товар?",
+    "Не проходит оплата картой": "Почему не проходит оплата картой?",
+}
+
+
+async def test_sixty_customers_at_once_are_all_answered_and_telegram_refuses_nothing(running: Running) -> None:
+    running.emulator.flood_limits = FloodLimits()  # Telegram's: 30 messages a second, 1 a second per chat
+    customers = [EmulatedUser(id=9100 + n, first_name="Анна", language_code="ru") for n in range(60)]
+    asked = [list(QUESTIONS)[n % len(QUESTIONS)] for n in range(len(customers))]
+    for customer, question in zip(customers, asked, strict=True):
+        await running.emulator.send_message(customer, question)
+    answers = await asyncio.gather(
+        *(running.emulator.wait_for_bot_messages(c.id, 1, timeout=90) for c in customers)
+    )
+    for question, [answer] in zip(asked, answers, strict=True):
+        assert (answer.text or "").startswith(QUESTIONS[question]), answer.text
+        assert (answer.text or "").endswith("Помог ли этот ответ?")
+    assert running.emulator.flood_rejections == 0  # the bot paced itself: no 429 to wait out
