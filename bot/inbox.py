@@ -80,7 +80,6 @@ class Inbox:
         self._put = redis.register_script(_PUT)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # entry ids being handled here (a long /reindex must not be taken over)
-        self.handled = 0
         self.duplicates = 0  # deliveries of an update already stored
 
     async def put(self, updates: Sequence[Update]) -> int:
@@ -95,17 +94,6 @@ class Inbox:
         if added < len(updates):
             log.info("%d update(s) delivered again were already in the inbox; dropped", len(updates) - added)
         return added
-
-    async def pending(self) -> int:
-        """Updates stored and not yet handled (waiting or being handled)."""
-        try:
-            waiting = await self._redis.xinfo_groups(self.stream)
-        except ResponseError:  # no stream yet
-            return 0
-        group = next((g for g in waiting if _text(g["name"]) == GROUP), None)
-        if group is None:
-            return int(await self._redis.xlen(self.stream))
-        return int(group.get("lag") or 0) + int(group["pending"])
 
     async def serve(self, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event, **context: Any) -> None:
         """Handle stored updates until ``stop`` is set; those in hand when it is are finished first."""
@@ -192,12 +180,15 @@ class Inbox:
                 await dispatcher.silent_call_request(bot=bot, result=response)
         except asyncio.CancelledError:
             raise  # stays pending: the next process to start handles it
+        except RedisError as error:
+            # Redis went away mid-update: the entry stays pending and is taken over again within ``claim_after``.
+            log.warning("update %s interrupted (%s); it will be handled again", fields.get("update_id", "?"), error)
+            return
         except Exception:
             # A bug, not a crash: handling it again would fail again. It is logged and let go, as Telegram would.
             log.exception("update %s could not be handled", fields.get("update_id", "?"))
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.xack(self.stream, GROUP, entry_id).xdel(self.stream, entry_id).execute()
-        self.handled += 1
 
 
 async def poll_telegram(
