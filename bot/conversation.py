@@ -78,11 +78,13 @@ class ConversationLog:
             args=[replace(turn, update=update.key).to_json(), self._max_turns, self._retention, update.step(f"log:{chat_id}"), update.ttl],
         )
 
-    async def recent(self, chat_id: int, limit: int = 50) -> list[Turn]:
+    async def recent(self, chat_id: int, limit: int = 50, *, before_this_update: bool = False) -> list[Turn]:
+        """The last ``limit`` turns. ``before_this_update``: without what the update being handled wrote (when it
+        is handled again after a crash, its first try's turns are not the customer's past)."""
         raw = await self._redis.lrange(keys.conversation_log(chat_id), -limit, -1)
         turns = [Turn.from_json(item) for item in raw]
         update = current_handling()
-        if update is not None:  # handled again after a crash: what it wrote the first time is not its past
+        if before_this_update and update is not None:
             turns = [turn for turn in turns if turn.update != update.key]
         return turns
 

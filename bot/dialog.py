@@ -236,7 +236,7 @@ class CustomerDialog:
     async def text(self, customer: Customer, text: str, *, edited: bool = False) -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer, text)
-            history = await self.log.recent(customer.chat_id, 30)
+            history = await self.log.recent(customer.chat_id, 30, before_this_update=True)
             await self.log.append(
                 customer.chat_id, Turn("customer", "edited_text" if edited else "text", text, ctx.lang)
             )
@@ -250,7 +250,7 @@ class CustomerDialog:
             key = f"media_{kind}" if f"media_{kind}" in ("media_photo", "media_voice", "media_sticker",
                                                           "media_document", "media_location") else "media_other"
             if caption.strip() and kind in ("photo", "document"):
-                history = await self.log.recent(customer.chat_id, 30)
+                history = await self.log.recent(customer.chat_id, 30, before_this_update=True)
                 await self._on_text(ctx, caption, history)
             else:
                 self._say(ctx, key, buttons=((self._human_button(ctx),),))

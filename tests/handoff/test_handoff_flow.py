@@ -32,6 +32,7 @@ async def test_from_question_to_close_in_russian(running: Running) -> None:
     assert f"📋 {ticket_id} · Анна · язык: ru" in card.text
     assert "причина: попросил человека" in card.text
     assert "Клиент: Добрый день! Не могу оплатить заказ картой" in card.text
+    assert "позовите оператора" in card.text  # the message that asked for a person is in the context too
     assert "Бот пробовал: «" in card.text  # the article the bot answered with
 
     [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
