@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from typing import Any
 
@@ -108,6 +109,7 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
     status = await message.answer(agent_texts.get(lang, "reindex_progress", stage="…", percent=0))
     loop = asyncio.get_running_loop()
     last = [0.0]
+    edits: list[concurrent.futures.Future[None]] = []
 
     def progress(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
@@ -115,11 +117,12 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
             return  # Telegram allows about one edit a second per chat
         last[0] = now
         text = agent_texts.get(lang, "reindex_progress", stage=stage, percent=int(100 * done / max(total, 1)))
-        asyncio.run_coroutine_threadsafe(_edit(bot, status, text), loop)
+        edits.append(asyncio.run_coroutine_threadsafe(_edit(bot, status, text), loop))
 
     try:
         summary = await asyncio.to_thread(kb.reindex, settings.kb.source, progress)
     except KbSourceError as exc:
+        await _settled(edits)
         root = f"{settings.kb.source}/"
         shown = [f"• {str(p).removeprefix(root)}" for p in exc.problems[:20]]
         if len(exc.problems) > len(shown):
@@ -127,6 +130,7 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
         text = agent_texts.get(lang, "reindex_failed", problems="\n".join(shown))
         await _edit(bot, status, text if len(text) <= 4096 else text[:4095] + "…")
         return
+    await _settled(edits)  # a late progress edit must not overwrite the summary
     await _edit(
         bot,
         status,
@@ -147,6 +151,10 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
             else agent_texts.get(lang, "reindex_no_calibration")
         ),
     )
+
+
+async def _settled(edits: list[concurrent.futures.Future[None]]) -> None:
+    await asyncio.gather(*(asyncio.wrap_future(edit) for edit in edits), return_exceptions=True)
 
 
 async def _edit(bot: Bot, message: Message, text: str) -> None:
