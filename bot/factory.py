@@ -162,6 +162,10 @@ class Application:
             group.create_task(poll_telegram(self.bot, self.inbox, stop, timeout=timeout, allowed_updates=allowed))
             group.create_task(self.inbox.serve(self.bot, self.dispatcher, stop))
 
+    async def serve_inbox(self, stop: asyncio.Event | None = None) -> None:
+        """Handle what the webhook stores in the inbox until ``stop`` (or ``close``)."""
+        await self.inbox.serve(self.bot, self.dispatcher, stop or self._stop)
+
     def stop(self) -> None:
         """Polling and the background jobs finish what they hold and return; ``close`` releases the rest."""
         self._stop.set()

@@ -7,10 +7,10 @@ import logging
 import signal
 import sys
 
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
 from bot.factory import Application, build_application
+from bot.inbox import webhook_handler
 from bot.settings import Settings
 
 __all__ = ["run_bot", "run_demo"]
@@ -36,12 +36,8 @@ def webhook_app(app: Application) -> web.Application:
     if not secret:
         raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode: Telegram sends it back in a header.")
     web_app = web.Application()
-    # Updates are handled before Telegram gets its 200: a process that dies mid-update gets it delivered again
-    # (and UpdateOnce makes sure nothing is done twice).
-    SimpleRequestHandler(app.dispatcher, app.bot, handle_in_background=False, secret_token=secret).register(
-        web_app, path=telegram.webhook_path
-    )
-    setup_application(web_app, app.dispatcher, bot=app.bot)
+    # Telegram gets its 200 once the update is stored in the inbox; any process serving the inbox handles it.
+    web_app.router.add_post(telegram.webhook_path, webhook_handler(app.bot, app.inbox, secret))
     app.ops.register(web_app)
     return web_app
 
@@ -62,9 +58,15 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 secret_token=telegram.webhook_secret.get_secret_value(),
                 allowed_updates=app.dispatcher.resolve_used_update_types(),
             )
-            log.info("webhook mode: listening on %s:%s", telegram.webhook_host, telegram.webhook_port)
+            log.info(
+                "webhook mode: listening on %s:%s; each update is stored in Redis before Telegram is told it arrived",
+                telegram.webhook_host, telegram.webhook_port,
+            )
+            serving = asyncio.create_task(app.serve_inbox(), name="inbox")
             await _until_signal()
-            await runner.cleanup()
+            await runner.cleanup()  # no new updates; those stored are finished or left for the next process
+            app.stop()
+            await serving
         else:
             ops = None
             if settings.app.ops_port:

@@ -20,7 +20,10 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.handling import Handling
 from bot.handling import current as current_handling
 
 __all__ = ["SENDING_METHODS", "OutgoingLimits", "SendOnce", "TelegramPacer"]
@@ -137,8 +140,9 @@ class SendOnce(BaseRequestMiddleware):
     Redis can still send one message twice. Register it before the pacer: a skipped call costs no budget.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, give_up_after: float = 120.0) -> None:
         self._redis = redis
+        self.give_up_after = give_up_after
         self.skipped = 0  # calls not repeated, for tests
 
     async def __call__(
@@ -158,6 +162,26 @@ class SendOnce(BaseRequestMiddleware):
             return TypeAdapter(method.__returning__).validate_json(stored, context={"bot": bot})
         result = await make_request(bot, method)
         stored = TypeAdapter(method.__returning__).dump_json(result, fallback=lambda _: None)  # no client defaults
-        async with self._redis.pipeline(transaction=True) as pipe:
-            await pipe.hset(update.key, step, stored).expire(update.key, update.ttl).execute()
+        await self._remember(update, step, stored)
         return result
+
+    async def _remember(self, update: Handling, step: str, stored: bytes) -> None:
+        """The message is in the customer's chat: its mark must reach Redis, even if Redis is away a while.
+
+        Given up (and the update left to be handled again, this message with it) only after ``give_up_after``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.give_up_after
+        pause = 0.2
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    await pipe.hset(update.key, step, stored).expire(update.key, update.ttl).execute()
+                return
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                if loop.time() + pause > deadline:
+                    raise
+                if pause == 0.2:
+                    log.warning("a message was sent but Redis is out of reach (%s); it is recorded once back", error)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
