@@ -306,7 +306,7 @@ class CustomerDialog:
             ctx.state.frustrated = True
             ctx.state.frustration_reasons = sorted(set(ctx.state.frustration_reasons) | set(frustration.reasons))
         question = normalize_text(text)
-        prediction = self.intents.classify(text)
+        prediction = await self.intents.classify_async(text)
         intent = prediction.intent
         if not question and intent not in ("greet", "thanks", "goodbye", "affirm", "deny"):
             intent = "greet"  # nothing left after the pleasantries: answer it as a greeting

@@ -151,6 +151,14 @@ class IntentClassifier:
         """The intent of one message."""
         return self.classify_many([text])[0]
 
+    async def classify_async(self, text: str) -> IntentPrediction:
+        """The intent of one message, from async code: encoded with other customers' messages, off the event loop
+        (and once for the knowledge base too when its text is the same)."""
+        normalized = self.normalize(text)
+        if not normalized:
+            return IntentPrediction(QUESTION, 0.0, (), fallback=True)
+        return self.classify_vector(await self.encoder.encode_query(normalized))
+
     def classify_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """The intents of several messages, encoded in one batch."""
         normalized = [self.normalize(text) for text in texts]

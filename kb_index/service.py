@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from kb_index.articles import Article
-from kb_index.batching import QueryBatcher
 from kb_index.builder import BuildOptions, BuildProgress, ReindexSummary, build_version
 from kb_index.decision import ArticleMatch, Decision, DecisionThresholds, SearchResult, decide
 from kb_index.embedding_cache import EmbeddingCache
@@ -60,7 +59,6 @@ class KnowledgeBase:
         self._index: KbIndex | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
-        self._batcher: QueryBatcher | None = None
 
     # ------------------------------------------------------------ serving
 
@@ -131,9 +129,7 @@ class KnowledgeBase:
         index = self.index
         if not normalized:
             return SearchResult(question, normalized, Decision.HANDOFF, 0.0, (), index.version)
-        if self._batcher is None:
-            self._batcher = QueryBatcher(self.encoder.encode_queries)
-        vector = await self._batcher.encode(normalized)
+        vector = await self.encoder.encode_query(normalized)
         return await asyncio.to_thread(
             self.result_for_vector, question, normalized, vector, lang=lang, limit=limit, index=index
         )
@@ -165,9 +161,7 @@ class KnowledgeBase:
         return self.index.article(article_id, lang, fallback)
 
     async def close(self) -> None:
-        if self._batcher is not None:
-            await self._batcher.close()
-            self._batcher = None
+        await self.encoder.aclose()
 
     # ------------------------------------------------------------ new versions
 
