@@ -24,7 +24,7 @@ from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text
 from kb_index.gaps import Gap
 
 from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
-from bot.formatting import markdown_to_telegram_html, split_message
+from bot.formatting import article_html, split_message
 from bot.gaps import GapLog
 from bot.texts import Texts
 
@@ -384,11 +384,7 @@ class CustomerDialog:
         t = self.texts
         # One message per answer: "did this help?" and its buttons go on the answer (on its last part when it
         # is split), so an answer costs one message of Telegram's budget, not two.
-        body = (
-            f"<b>{_escape(article.title)}</b>\n\n{markdown_to_telegram_html(article.answer)}"
-            f"\n\n<i>{_escape(t.get(ctx.lang, 'ask_feedback'))}</i>"
-        )
-        parts = split_message(body)
+        parts = split_message(article_html(article.title, article.answer, t.get(ctx.lang, "ask_feedback")))
         for part in parts[:-1]:
             ctx.replies.append(Reply(part, html=True))
         ctx.replies.append(
@@ -561,8 +557,3 @@ def _bot_turn(reply: Reply, lang: str) -> Turn:
 def _short(title: str, limit: int = 60) -> str:
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["TELEGRAM_TEXT_LIMIT", "markdown_to_telegram_html", "split_message"]
+__all__ = ["TELEGRAM_TEXT_LIMIT", "article_html", "escape", "markdown_to_telegram_html", "split_message"]
 
 TELEGRAM_TEXT_LIMIT = 4096
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
@@ -18,6 +18,18 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _ITALIC = re.compile(r"(?<![*\w])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![*\w])")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
 _TAG = re.compile(r"<(/?)(b|i|a)(?:\s[^>]*)?>")
+
+
+def escape(text: str) -> str:
+    """Plain text (a title, a name, a line of the product's own) safe inside Telegram HTML."""
+    return html.escape(text, quote=False)
+
+
+def article_html(title: str, answer: str, footer: str = "") -> str:
+    """An article as a customer sees it, from the bot or sent by an agent: the title in bold, the answer, and an
+    optional italic line under it. The one place an article becomes HTML: a title with ``&`` or ``<`` is text."""
+    body = f"<b>{escape(title)}</b>\n\n{markdown_to_telegram_html(answer)}"
+    return f"{body}\n\n<i>{escape(footer)}</i>" if footer else body
 
 
 def markdown_to_telegram_html(text: str) -> str:

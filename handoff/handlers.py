@@ -15,7 +15,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.formatting import markdown_to_telegram_html, split_message
+from bot.formatting import article_html, split_message
 from handoff import keys
 from handoff.desk import TicketNotFound
 from handoff.tickets import Outcome, Ticket, TicketState
@@ -331,8 +331,7 @@ async def kb_attach(query: CallbackQuery, callback_data: TicketCallback, workspa
     offer: dict[str, Any] = json.loads(raw)
     article_id = offer["articles"][int(callback_data.v)]
     article = kb.article(article_id, ticket.lang)
-    body = f"<b>{article.title}</b>\n\n{markdown_to_telegram_html(article.answer)}"
-    for part in split_message(body):
+    for part in split_message(article_html(article.title, article.answer)):
         await workspace.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer_html")
     await workspace.desk.append_context(ticket.id, json.dumps(
         {"role": "agent", "kind": "article", "text": article_id, "lang": ticket.lang, "data": {"title": article.title},

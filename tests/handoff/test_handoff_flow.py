@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.emulator import EmulatedUser
 from handoff.handlers import ADMIN_COMMANDS, AGENT_COMMANDS
 from handoff.tickets import TicketState
+from kb_index.articles import Article
 from tests.harness import AGENT_ID, SECOND_AGENT_ID, Running, labels
 
 AGENT = EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")
@@ -177,3 +180,27 @@ async def test_a_customer_who_switches_to_russian_while_waiting_is_told_the_rest
     assert card.text is not None and "язык: ru" in card.text
     [joined] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
     assert joined.text == "К разговору подключился сотрудник — Ольга. Пишите сюда: вся переписка перед ним."
+
+
+async def test_an_article_an_agent_sends_reaches_the_customer_whatever_its_title(running: Running) -> None:
+    """A title with ``&`` and ``<`` is text, not markup: Telegram would refuse the message otherwise."""
+    index = running.app.kb.index
+    articles = [a for article_id in index.article_ids for a in index.versions_of(article_id).values()]
+    title = "Подарочные сертификаты <Polka> & скидки"
+    articles.append(Article("gift-cards", title, "Сертификат действует **год** с даты покупки.", "ru",
+                            ("Сколько действует подарочный сертификат?",)))
+    await asyncio.to_thread(running.app.kb.build_from_articles, articles)
+
+    customer = EmulatedUser(id=804, first_name="Анна", language_code="ru")
+    await running.say(AGENT, "/online")
+    await running.say(customer, "позовите оператора")
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    ticket_id = (announcement.text or "").split(":")[0].removeprefix("🆕 ")
+    await running.tap(AGENT, announcement, f"Взять {ticket_id}")
+    await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # an agent joined
+
+    [choice] = await running.say(AGENT, "/kb подарочный сертификат")
+    [button] = [label for label in labels(choice) if label.startswith("Подарочные сертификаты")]
+    await running.emulator.press_button(AGENT, choice, button)
+    [article] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert article.text == f"{title}\n\nСертификат действует год с даты покупки."
