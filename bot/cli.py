@@ -14,13 +14,12 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from kb_index import KbError, KbSourceError, ReindexSummary, SearchResult
-from kb_index.evaluation import EvalOptions, evaluate
-from kb_index.tuning import TuningOptions
-
 from bot.factory import build_encoder, build_knowledge_base, build_options_from, thresholds_from, weights_from
 from bot.logs import configure_logging
 from bot.settings import Settings
+from kb_index import KbError, KbSourceError, ReindexSummary, SearchResult
+from kb_index.evaluation import EvalOptions, evaluate
+from kb_index.tuning import TuningOptions
 
 __all__ = ["main"]
 

@@ -12,11 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
-from handoff.relay import Relay
-
 from bot.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffRequest, Reply
 from bot.texts import Texts
+from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
+from handoff.relay import Relay
 
 __all__ = ["CustomerHandoff", "TicketAnnouncer"]
 

@@ -18,15 +18,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from intents import FrustrationState, IntentClassifier, assess, detect_language
-from intents.frustration import ConversationTurn
-from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text
-from kb_index.gaps import Gap
-
 from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.formatting import article_html, split_message
 from bot.gaps import GapLog
 from bot.texts import Texts
+from intents import FrustrationState, IntentClassifier, assess, detect_language
+from intents.frustration import ConversationTurn
+from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text
+from kb_index.gaps import Gap
 
 __all__ = [
     "Action",

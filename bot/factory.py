@@ -15,34 +15,40 @@ from aiogram.types import Message
 from redis.asyncio import Redis
 
 import handoff
+import surveys as surveys_package
+from bot.conversation import ConversationLog, DialogStates
+from bot.customer_handoff import CustomerHandoff
+from bot.dialog import CustomerDialog
+from bot.gaps import GapLog
+from bot.inbox import Inbox, poll_telegram
+from bot.metrics import Metrics, OpsEndpoints
+from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
+from bot.rasa.channel import RasaOutbox
+from bot.redis_server import EmbeddedRedis, connect_redis
+from bot.replies import TrackCallback
+from bot.routers import admin, customers
+from bot.sender import SendOnce, TelegramPacer
+from bot.settings import Settings
+from bot.texts import Texts
 from handoff import HandoffDesk, Ticket, WorkingHours
 from handoff.handlers import build_agents_router, build_refusals_router
 from handoff.monitor import QueueMonitor
 from handoff.relay import Relay
 from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
 from intents import IntentClassifier, default_examples
-from kb_index import BuildOptions, DecisionThresholds, EmbeddingCache, Encoder, IndexStore, KnowledgeBase, ScoringWeights
-
-from bot.conversation import ConversationLog, DialogStates
-from bot.customer_handoff import CustomerHandoff
-from bot.dialog import CustomerDialog
-from bot.gaps import GapLog
-from bot.metrics import Metrics, OpsEndpoints
-from bot.inbox import Inbox, poll_telegram
-from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
-from bot.rasa.channel import RasaOutbox
-from bot.redis_server import EmbeddedRedis, connect_redis
-from bot.replies import TrackCallback
-import surveys as surveys_package
+from kb_index import (
+    BuildOptions,
+    DecisionThresholds,
+    EmbeddingCache,
+    Encoder,
+    IndexStore,
+    KnowledgeBase,
+    ScoringWeights,
+)
 from surveys import Survey, SurveyService
 from surveys.handlers import SurveyMessenger
 from surveys.handlers import build_router as build_surveys_router
 from surveys.triggers import SurveyTriggers
-
-from bot.routers import admin, customers
-from bot.sender import SendOnce, TelegramPacer
-from bot.settings import Settings
-from bot.texts import Texts
 
 __all__ = [
     "Application",

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 from pathlib import Path
-
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis

@@ -16,13 +16,13 @@ from kb_index.decision import DEFAULT_THRESHOLDS
 from kb_index.encoder import DEFAULT_ENGINE
 
 __all__ = [
+    "SAMPLE_KB",
     "ActionsSettings",
     "AppSettings",
     "DialogSettings",
     "HandoffSettings",
     "KbSettings",
     "RedisSettings",
-    "SAMPLE_KB",
     "Settings",
     "SurveySettings",
     "TelegramSettings",

@@ -105,7 +105,7 @@ class TerminalChat:
         seen = self._count()
         while loop.time() < deadline:
             try:
-                await self.emulator.wait_until(lambda: self._count() != seen, timeout=self.quiet)
+                await self.emulator.wait_until(lambda seen=seen: self._count() != seen, timeout=self.quiet)
             except Exception:  # quiet for a moment: the bot has answered
                 break
             seen = self._count()

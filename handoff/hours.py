@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 __all__ = ["WorkingHours"]
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_RULE = re.compile(r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", re.I)
+_RULE = re.compile(r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class WorkingHours:
                 first, last, h1, m1, h2, m2 = match.groups()
                 start_day = _DAYS.index(first.lower())
                 end_day = _DAYS.index((last or first).lower())
-                span = range(start_day, end_day + 1) if start_day <= end_day else [*range(start_day, 7), *range(0, end_day + 1)]
+                span = range(start_day, end_day + 1) if start_day <= end_day else [*range(start_day, 7), *range(end_day + 1)]
                 opening = time(int(h1), int(m1))
                 closing = time(23, 59, 59) if (int(h2), int(m2)) == (24, 0) else time(int(h2), int(m2))
                 for day in span:
@@ -59,7 +59,7 @@ class WorkingHours:
         local = moment.astimezone(self.zone)
         if self.is_open(moment):
             return local
-        for offset in range(0, 8):
+        for offset in range(8):
             day = (local + timedelta(days=offset)).date()
             for start, _end in self.days[day.weekday()]:
                 candidate = datetime.combine(day, start, tzinfo=self.zone)

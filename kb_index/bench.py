@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from kb_index.articles import Article
 from kb_index.builder import BuildOptions
@@ -98,7 +99,7 @@ def _queries(base: list[Article], count: int, seed: int = 1) -> list[str]:
 
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def run_size(
@@ -243,7 +244,8 @@ def run_benchmark(
                     None,
                 )
                 if rate:
-                    result["projected_full_reindex_s"] = round(float(result["texts"]) / float(rate), 0)
+                    texts = cast(int, result["texts"])
+                    result["projected_full_reindex_s"] = round(texts / float(cast(float, rate)), 0)
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
     return results

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -254,13 +255,13 @@ def _previous_fingerprints(store: IndexStore) -> dict[str, str]:
 def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> tuple[faiss.Index, dict[str, object]]:
     dimension = vectors.shape[1]
     if articles <= approximate_above or len(vectors) < 1024:
-        index = faiss.IndexFlatIP(dimension)
-        index.add(vectors)
-        return index, {"kind": "flat"}
+        flat = faiss.IndexFlatIP(dimension)
+        flat.add(vectors)
+        return flat, {"kind": "flat"}
     # Approximate: an inverted file over sqrt-scaled cells; nprobe cells are searched per query.
     nlist = int(min(max(4 * math.sqrt(len(vectors)), 64), len(vectors) // 39))
     quantizer = faiss.IndexFlatIP(dimension)
-    index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    index: Any = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
     sample = vectors
     if len(vectors) > nlist * 64:
         picks = np.random.default_rng(0).choice(len(vectors), nlist * 64, replace=False)

@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
+from typing import cast
 
 import faiss
 import numpy as np
@@ -130,7 +131,7 @@ class CalibrationReport:
         def group(name: str) -> GroupOutcome:
             return GroupOutcome(**data[name])  # type: ignore[arg-type]
 
-        return cls(group("held_out_phrasings"), group("near_miss"), group("off_topic"), dict(data["thresholds"]))  # type: ignore[arg-type]
+        return cls(group("held_out_phrasings"), group("near_miss"), group("off_topic"), dict(cast(dict[str, float], data["thresholds"])))
 
 
 def load_off_topic() -> list[str]:
@@ -206,7 +207,7 @@ def collect(
         left_out = order[k * per_fold : (k + 1) * per_fold]
         if left_out.size == 0:
             break
-        out_set = set(int(a) for a in left_out)
+        out_set = {int(a) for a in left_out}
         candidates = [a for a in with_phrasings if a not in out_set]
         asked = rng.permutation(candidates)[:MAX_IN_SCOPE]
         in_scope = [int(rng.choice(_preferred(phrasings[a], entry_kind))) for a in asked]
@@ -237,8 +238,7 @@ def collect(
         view = _view(
             articles, texts, entry_article, entry_kind, vectors, removed, classifier_vectors=classifier_vectors
         )
-        asked = [(row, 0) for row in in_scope] + [(row, 1) for row in near]
-        for row, kind in asked:
+        for row, kind in [(row, 0) for row in in_scope] + [(row, 1) for row in near]:
             ranking = view.score(vector_of[row], weights, 3, texts[row])
             _record(ranking, rows, right, group, scores, kind,
                     kind == 0 and bool(ranking.matches) and ranking.matches[0][0] == view.article_ids[entry_article[row]])
@@ -306,7 +306,7 @@ def _view(
     article_count = int(entry_article.max()) + 1
     documents: list[list[str]] = [[] for _ in range(article_count)]
     for row in keep:
-        documents[int(entry_article[row])].append(texts[row])
+        documents[int(entry_article[row])].append(texts[int(row)])
     lexical = LexicalIndex.build(["\n".join(parts) for parts in documents])
     classifier = None
     if classifier_vectors is not None:

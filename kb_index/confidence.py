@@ -10,12 +10,12 @@ on that probability means the same on every knowledge base.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ConfidenceModel", "FALLBACK_MODEL", "Signals"]
+__all__ = ["FALLBACK_MODEL", "ConfidenceModel", "Signals"]
 
 MAX_MARGIN = 0.3  # a lead larger than this says nothing more
 RRF_K = 5  # reciprocal-rank fusion: 1 / (RRF_K + rank)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ArticleMatch", "DEFAULT_THRESHOLDS", "Decision", "DecisionThresholds", "SearchResult", "decide"]
+__all__ = ["DEFAULT_THRESHOLDS", "ArticleMatch", "Decision", "DecisionThresholds", "SearchResult", "decide"]
 
 
 class Decision(StrEnum):

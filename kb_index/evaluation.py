@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kb_index.articles import Article
+from kb_index.builder import BuildOptions, build_version
 from kb_index.decision import Decision, DecisionThresholds, decide
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
 from kb_index.errors import KbSourceError, SourceProblem
-from kb_index.articles import Article
-from kb_index.builder import BuildOptions, build_version
 from kb_index.index import KbIndex, ScoringWeights
 from kb_index.learned import LearnedPhrasing
 from kb_index.sources import load_articles

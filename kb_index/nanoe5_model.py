@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ def _bert_state_dict(packed: _Packed) -> dict[str, np.ndarray]:
     return state
 
 
-def _build_tokenizer(packed: _Packed):  # -> transformers.PreTrainedTokenizerFast
+def _build_tokenizer(packed: _Packed) -> Any:  # transformers.PreTrainedTokenizerFast
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -214,7 +215,7 @@ def _build_tokenizer(packed: _Packed):  # -> transformers.PreTrainedTokenizerFas
     spaced = sorted(
         cp for cp, out in packed.norm_map.items() if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "
     )
-    steps = []
+    steps: list[Any] = []
     if dropped:
         steps.append(normalizers.Replace(Regex(_char_class(dropped)), ""))
     if spaced:

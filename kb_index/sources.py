@@ -28,7 +28,7 @@ import yaml
 from kb_index.articles import Article, SourceLocation
 from kb_index.errors import KbSourceError, SourceProblem
 
-__all__ = ["load_articles", "SUPPORTED_SUFFIXES"]
+__all__ = ["SUPPORTED_SUFFIXES", "load_articles"]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,11 @@ def _read_markdown(path: Path, text: str, problems: _Problems) -> list[Article]:
     return []
 
 
+def _at(line: int) -> Callable[[str], int]:
+    """Every field of a one-line record is on that line."""
+    return lambda _key: line
+
+
 class _Fields:
     """Reads and checks the fields of one article, reporting each problem at the field's line."""
 
@@ -300,7 +305,7 @@ def _read_csv(path: Path, text: str, problems: _Problems) -> list[Article]:
             # Stable across reordering of rows: derived from the question, not the row number.
             digest = hashlib.sha1(record.get("question", "").encode("utf-8")).hexdigest()[:8]
             record["id"] = f"{path.stem}-{digest}"
-        fields = _Fields(record, problems, lambda _key, line=line: line)
+        fields = _Fields(record, problems, _at(line))
         article = _article_from_record(fields, record, path, line, problems)
         if article is not None:
             articles.append(article)
@@ -356,7 +361,7 @@ def _read_jsonl(path: Path, text: str, problems: _Problems) -> list[Article]:
             problems.add(number, f"the field '{key}' is missing")
         if unknown or missing:
             continue
-        fields = _Fields(record, problems, lambda _key, number=number: number)
+        fields = _Fields(record, problems, _at(number))
         article = _article_from_record(fields, record, path, number, problems)
         if article is not None:
             articles.append(article)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kb_index.articles import Article
 from kb_index.encoder import Encoder
@@ -121,7 +122,7 @@ def tune_encoder(
     started = time.perf_counter()
     rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
-    model = copy.deepcopy(encoder.torch_model())  # fine-tuning needs torch whatever engine serves
+    model: Any = copy.deepcopy(encoder.torch_model())  # fine-tuning needs torch whatever engine serves
     transformer = model[0]
     backbone = transformer.auto_model
     for parameter in backbone.embeddings.parameters():

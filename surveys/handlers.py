@@ -68,7 +68,7 @@ class SurveyMessenger:
         else:
             key = question.value
         text = (prefix + "\n\n" if prefix else "") + self.texts.get(lang, key)
-        values = range(0, 11) if question is Question.NPS else range(1, 6)
+        values = range(11) if question is Question.NPS else range(1, 6)
 
         def button(value: int) -> InlineKeyboardButton:
             data = SurveyCallback(i=survey.id, q=question.value, v=str(value)).pack()

@@ -18,7 +18,7 @@ from surveys.models import Question, Survey, SurveyTrigger, TapOutcome, TapResul
 
 __all__ = ["SurveyService"]
 
-_SCALES = {Question.CSAT: range(1, 6), Question.CES: range(1, 6), Question.NPS: range(0, 11)}
+_SCALES = {Question.CSAT: range(1, 6), Question.CES: range(1, 6), Question.NPS: range(11)}
 
 # At most once per period per customer, measured on the service's clock (the key's TTL only cleans up).
 _ONCE_PER_PERIOD = """

@@ -30,15 +30,6 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from handoff import HandoffDesk, Ticket
-from intents import assess, detect_language
-from intents.language import normalize_language_code
-from kb_index import Decision, KnowledgeBase, SearchResult, UnknownArticleError
-from kb_index.gaps import Gap
-from surveys import Question, Survey, SurveyService, SurveyTrigger, TapOutcome
-from surveys.handlers import SurveyMessenger
-from surveys.triggers import articles_in_context
-
 from bot.customer_handoff import CustomerHandoff
 from bot.dialog import Customer, HandoffReason, HandoffRequest
 from bot.gaps import GapLog
@@ -54,12 +45,16 @@ from bot.rasa.channel import (
 )
 from bot.rasa.transcript import SLOT_ARTICLE, SLOT_CONFIDENCE, SLOT_DECISION, frustration_history, turns_from_events
 from bot.texts import Texts
+from handoff import HandoffDesk, Ticket
+from intents import assess, detect_language
+from intents.language import normalize_language_code
+from kb_index import Decision, KnowledgeBase, SearchResult, UnknownArticleError
+from kb_index.gaps import Gap
+from surveys import Question, Survey, SurveyService, SurveyTrigger, TapOutcome
+from surveys.handlers import SurveyMessenger
+from surveys.triggers import articles_in_context
 
 __all__ = [
-    "AskSurveyAction",
-    "HandoffAction",
-    "KbAnswerAction",
-    "RecordSurveyAnswerAction",
     "SLOT_ARTICLE",
     "SLOT_CONFIDENCE",
     "SLOT_CUSTOMER_NAME",
@@ -68,6 +63,10 @@ __all__ = [
     "SLOT_SURVEY",
     "SLOT_SURVEY_QUESTION",
     "SLOT_TICKET",
+    "AskSurveyAction",
+    "HandoffAction",
+    "KbAnswerAction",
+    "RecordSurveyAnswerAction",
 ]
 
 log = logging.getLogger(__name__)

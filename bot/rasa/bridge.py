@@ -20,11 +20,10 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from handoff import HandoffDesk
-from handoff.relay import Relay
-
 from bot.rasa import keys
 from bot.rasa.channel import OutboxMessage, RasaConversations, RasaOutbox
+from handoff import HandoffDesk
+from handoff.relay import Relay
 
 __all__ = ["RasaApiError", "RasaBridge"]
 

@@ -17,9 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiogram.types import InlineKeyboardMarkup
 
-from surveys.handlers import SurveyCallback
-
 from bot.rasa import keys
+from surveys.handlers import SurveyCallback
 
 __all__ = [
     "ARTICLE_ENTITY",

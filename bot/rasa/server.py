@@ -12,6 +12,7 @@ import logging
 import signal
 import socket
 from types import TracebackType
+from typing import Self
 
 from rasa_sdk import Action
 from rasa_sdk.endpoint import create_app
@@ -19,14 +20,13 @@ from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
 from sanic.server.async_server import AsyncioServer
 
-from kb_index import Encoder
-from surveys import Question
-
 from bot.factory import Application, build_application
 from bot.rasa.actions import AskSurveyAction, HandoffAction, KbAnswerAction, RecordSurveyAnswerAction
 from bot.rasa.bridge import RasaBridge
 from bot.rasa.channel import RasaConversations, RasaOutbox
 from bot.settings import Settings
+from kb_index import Encoder
+from surveys import Question
 
 __all__ = ["ActionServer", "build_actions", "build_bridge", "build_executor", "run_action_server"]
 
@@ -117,7 +117,7 @@ class ActionServer:
         if sock is not None:
             sock.close()
 
-    async def __aenter__(self) -> ActionServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

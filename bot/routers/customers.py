@@ -13,15 +13,14 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
-from handoff import HandoffDesk
-from intents import detect_language
-from handoff.relay import Relay
-from surveys.handlers import SurveyMessenger
-
 from bot.customer_handoff import CustomerHandoff
 from bot.dialog import Action, Customer, CustomerDialog, Reply
 from bot.replies import DialogCallback, TrackCallback, parse_action, send_replies
 from bot.texts import Texts
+from handoff import HandoffDesk
+from handoff.relay import Relay
+from intents import detect_language
+from surveys.handlers import SurveyMessenger
 
 __all__ = ["build_router"]
 

@@ -65,7 +65,7 @@ async def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no
 
 
 async def test_tickets_survive_a_sentinel_failover(sentinel_group: tuple[int, int, int], tmp_path: Path) -> None:
-    master, replica, sentinel_port = sentinel_group
+    _master, replica, sentinel_port = sentinel_group
     sentinel = aioredis.Redis(port=sentinel_port, decode_responses=True)
     replica_client = aioredis.Redis(port=replica, decode_responses=True)
 

