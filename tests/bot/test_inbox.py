@@ -1,9 +1,10 @@
-"""The durable inbox on a real Redis: one chat's updates in order across processes; the webhook stores first."""
+"""The durable inbox on a real Redis: one chat's updates in order across processes; the webhook stores first;
+an update handled again repeats none of its writes."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
@@ -11,7 +12,12 @@ from aiogram.types import Chat, Message, Update, User
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot import keys
+from bot.conversation import ConversationLog, Turn
+from bot.gaps import GapLog
+from bot.handling import handling
 from bot.inbox import Inbox, webhook_handler
+from kb_index.gaps import Gap
 from tests.bot.test_scale_out import free_port
 
 TOKEN = "123456:test-token"
@@ -131,3 +137,22 @@ async def test_what_a_dead_process_held_is_taken_over_and_a_live_ones_long_updat
     assert live.taken_over + other.taken_over == 2
     assert await redis.xlen(live.stream) == 0
     assert "dead" not in [c["name"] for c in await redis.xinfo_consumers(live.stream, "handlers")]
+
+
+async def test_an_update_handled_again_records_its_gap_and_its_turns_once(redis: aioredis.Redis) -> None:
+    """After a crash the update is handled again from the start: what its first try wrote is not written twice."""
+    gaps = GapLog(redis)
+    log = ConversationLog(redis, timedelta(days=1))
+    gap = Gap(question="вы берёте на работу курьеров?", reason="handoff", lang="ru", closest_article="courier",
+              confidence=0.12)
+    for _attempt in range(2):  # the first try, and the same update handled again
+        with handling(keys.update_steps(1, 77), ttl=3600):
+            await log.append(5, Turn("customer", "text", gap.question, "ru"))
+            await gaps.record(gap)
+    assert [g.question for g in await gaps.since(1)] == [gap.question]
+    assert [t.text for t in await log.recent(5)] == [gap.question]
+
+    with handling(keys.update_steps(1, 78), ttl=3600):  # the same words in a new message count again
+        await gaps.record(gap)
+    await gaps.record(gap)  # and outside any update (a command line, a test)
+    assert len(await gaps.since(1)) == 3
