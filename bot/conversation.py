@@ -7,6 +7,8 @@ with a hand-off, and the source of "questions the knowledge base could not answe
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import time
@@ -113,26 +115,64 @@ class ShownSearch:
     shown: list[str] = field(default_factory=list)  # article ids already offered or answered
 
 
+# The first save of a state while an update is handled keeps, among the update's steps, the state as it was
+# before; the update handled again after a crash starts from that, not from what its first try saved.
+# KEYS: the state, the update's steps; ARGV: the new state, its ttl, the step, the steps' ttl.
+_SAVE_KEEPING_BEFORE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then
+  redis.call('HSET', KEYS[2], ARGV[3], redis.call('GET', KEYS[1]) or '')
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
 class DialogStates:
-    """Conversation states and shown searches in Redis, expiring with the conversation log."""
+    """Conversation states and shown searches in Redis, expiring with the conversation log.
+
+    Handling an update again after a crash does what handling it once would have done: it starts from the state
+    as it was before the update (``load(..., before_this_update=True)``), and its searches keep their ids.
+    """
 
     def __init__(self, redis: aioredis.Redis, retention: timedelta, search_ttl: timedelta = timedelta(days=2)) -> None:
         self._redis = redis
         self._retention = int(retention.total_seconds())
         self._search_ttl = int(search_ttl.total_seconds())
+        self._save_keeping_before = redis.register_script(_SAVE_KEEPING_BEFORE)
 
-    async def load(self, chat_id: int) -> ConversationState:
-        raw = await self._redis.get(keys.conversation_state(chat_id))
+    async def load(self, chat_id: int, *, before_this_update: bool = False) -> ConversationState:
+        """The conversation's state; ``before_this_update``: as it was before the update being handled changed it
+        (the same for the update's first try and for its handling again after a crash), when this try has not
+        read it yet (a second read in the same try sees what the first one led to)."""
+        update = current_handling()
+        raw = None
+        if before_this_update and update is not None and update.first_time(f"state-load:{chat_id}"):
+            raw = await self._redis.hget(update.key, f"state-before:{chat_id}")
+        if raw is None:
+            raw = await self._redis.get(keys.conversation_state(chat_id))
         if not raw:
             return ConversationState()
         known = ConversationState.__dataclass_fields__
         return ConversationState(**{k: v for k, v in json.loads(raw).items() if k in known})
 
     async def save(self, chat_id: int, state: ConversationState) -> None:
-        await self._redis.set(keys.conversation_state(chat_id), json.dumps(asdict(state)), ex=self._retention)
+        key, value = keys.conversation_state(chat_id), json.dumps(asdict(state))
+        update = current_handling()
+        if update is None:
+            await self._redis.set(key, value, ex=self._retention)
+            return
+        await self._save_keeping_before(
+            keys=[key, update.key], args=[value, self._retention, f"state-before:{chat_id}", update.ttl]
+        )
 
     async def remember_search(self, chat_id: int, search: ShownSearch) -> str:
-        search_id = secrets.token_urlsafe(6)
+        update = current_handling()
+        if update is None:
+            search_id = secrets.token_urlsafe(6)
+        else:  # the same id when the update is handled again: the buttons already sent point to it
+            seed = f"{update.key}:{update.step(f'search:{chat_id}')}".encode()
+            search_id = base64.urlsafe_b64encode(hashlib.sha256(seed).digest()[:6]).decode()
         await self._redis.set(
             keys.search(chat_id, search_id), json.dumps(asdict(search), ensure_ascii=False), ex=self._search_ttl
         )

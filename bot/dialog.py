@@ -186,7 +186,7 @@ class CustomerDialog:
     async def _open(self, customer: Customer, text: str = "") -> _Context:
         if self.surveys is not None:
             await self.surveys.customer_spoke(customer.chat_id)
-        state = await self.states.load(customer.chat_id)
+        state = await self.states.load(customer.chat_id, before_this_update=True)
         # What he writes decides; where his words cannot (a tie, "ok"), his Telegram's language does.
         prior = _language_from_code(customer.language_code) or state.lang or self.default_lang
         lang = detect_language(text, prior=prior) if text else (state.lang or prior)

@@ -30,6 +30,10 @@ class Handling:
         self._steps[kind] += 1
         return f"{kind}:{self._steps[kind]}"
 
+    def first_time(self, kind: str) -> bool:
+        """True the first time this try asks about ``kind``."""
+        return self.step(kind).endswith(":1")
+
 
 _current: ContextVar[Handling | None] = ContextVar("zabota_handling", default=None)
 

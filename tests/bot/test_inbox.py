@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot import keys
-from bot.conversation import ConversationLog, Turn
+from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.gaps import GapLog
 from bot.handling import handling
 from bot.inbox import Inbox, webhook_handler
@@ -156,3 +156,20 @@ async def test_an_update_handled_again_records_its_gap_and_its_turns_once(redis:
         await gaps.record(gap)
     await gaps.record(gap)  # and outside any update (a command line, a test)
     assert len(await gaps.since(1)) == 3
+
+
+async def test_an_update_handled_again_starts_from_the_state_before_it_and_keeps_its_search_ids(
+    redis: aioredis.Redis,
+) -> None:
+    states = DialogStates(redis, timedelta(days=1))
+    await states.save(5, ConversationState(lang="ru", negative_streak=1))
+    search = ShownSearch(question="не помогло", lang="ru", decision="clarify", confidence=0.3, matches=[])
+    seen = []
+    for _attempt in range(2):  # the first try, and the same update handled again after a crash
+        with handling(keys.update_steps(1, 79), ttl=3600):
+            state = await states.load(5, before_this_update=True)
+            state.negative_streak += 1  # "no, it did not help" once more
+            seen.append((state.negative_streak, await states.remember_search(5, search)))
+            await states.save(5, state)
+    assert seen[0] == seen[1]  # the same streak, the same search id the buttons already sent point to
+    assert (await states.load(5)).negative_streak == 2  # counted once
