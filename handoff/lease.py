@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from redis.exceptions import RedisError
 
 __all__ = ["Lease", "run_periodically"]
@@ -54,14 +53,16 @@ async def run_periodically(
     lease: Lease,
     stop: asyncio.Event,
     tick: float,
+    *,
+    expected: tuple[type[Exception], ...] = (),
 ) -> None:
-    """``work()`` every ``tick`` seconds in the process holding ``lease``, until ``stop``; one bad pass (Telegram or
-    Redis unreachable, a bug) is logged and the next pass tries again."""
+    """``work()`` every ``tick`` seconds in the process holding ``lease``, until ``stop``; one bad pass (Redis or a
+    channel out of reach, the ``expected`` errors of the work, a bug) is logged and the next pass tries again."""
     while not stop.is_set():
         try:
             if await lease.hold():
                 await work()
-        except (TelegramBadRequest, TelegramForbiddenError, OSError, RedisError):
+        except (OSError, RedisError, *expected):
             log.warning("%s pass failed; next pass in %s s", name, tick, exc_info=True)
         except Exception:
             log.exception("%s pass failed unexpectedly; next pass in %s s", name, tick)

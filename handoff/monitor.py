@@ -65,7 +65,10 @@ class QueueMonitor:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """One pass every ``tick`` seconds, in the one process that holds the monitor lease."""
-        await run_periodically("queue monitor", self.check_once, self._lease, stop or asyncio.Event(), self.tick)
+        await run_periodically(
+            "queue monitor", self.check_once, self._lease, stop or asyncio.Event(), self.tick,
+            expected=(TelegramBadRequest, TelegramForbiddenError),
+        )
 
     async def check_once(self) -> None:
         waiting = await self.desk.waiting(1000)

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from bot.rasa import keys
 from bot.rasa.channel import OutboxMessage, RasaConversations, RasaOutbox
 from handoff import HandoffDesk
+from handoff.lease import Lease
 from handoff.relay import Relay
 
 __all__ = ["RasaApiError", "RasaBridge"]
@@ -49,7 +50,6 @@ class RasaBridge:
         poll_seconds: float = 2.0,
         session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
     ) -> None:
-        self._redis = redis
         self.conversations = conversations
         self.outbox = outbox
         self.desk = desk
@@ -60,7 +60,9 @@ class RasaBridge:
         self.poll_seconds = poll_seconds
         self._session_factory = session_factory
         self._session: aiohttp.ClientSession | None = None
-        self._owner = f"rasa-bridge-{secrets.token_hex(4)}"
+        # Renewed and released only by its owner, atomically: a bridge that lost it never extends a successor's.
+        owner = f"rasa-bridge-{secrets.token_hex(4)}"
+        self._lease = Lease(redis, keys.BRIDGE_LEASE, max(poll_seconds * 5, 10), owner=owner)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass messages both ways while this process holds the lease; until ``stop`` is set."""
@@ -151,15 +153,10 @@ class RasaBridge:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if await self._redis.get(keys.BRIDGE_LEASE) == self._owner:
-            await self._redis.delete(keys.BRIDGE_LEASE)
+        await self._lease.release()
 
     async def _lead(self) -> bool:
-        lease_ms = int(max(self.poll_seconds * 5, 10) * 1000)
-        if await self._redis.get(keys.BRIDGE_LEASE) == self._owner:
-            await self._redis.pexpire(keys.BRIDGE_LEASE, lease_ms)
-            return True
-        return bool(await self._redis.set(keys.BRIDGE_LEASE, self._owner, nx=True, px=lease_ms))
+        return await self._lease.hold()
 
 
 def _bot_event(message: OutboxMessage) -> dict[str, Any]:
