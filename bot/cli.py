@@ -202,6 +202,11 @@ def _print_summary(summary: ReindexSummary, as_json: bool) -> None:
     if summary.calibration is None:
         print("  too few articles to calibrate the confidence on; it follows general rules")
         return
+    if summary.calibration_kept:
+        print(
+            f"  confidence calibration kept from the previous version: {summary.changes_since_calibration} article(s)"
+            " added, changed or removed since it was made (a new one is made past KB_RECALIBRATE_SHARE of them)"
+        )
     levels = summary.calibration.thresholds
     print(f"What the bot will do (confidence: answer at {levels['answer']}, offer a choice at {levels['clarify']}):")
     for line in summary.calibration.describe():

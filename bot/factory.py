@@ -93,6 +93,7 @@ def build_options_from(settings: Settings) -> BuildOptions:
         approximate_above=kb.approximate_above,
         classifier_min_phrasings=kb.classifier_min_phrasings,
         classifier_max_articles=kb.classifier_max_articles,
+        recalibrate_share=kb.recalibrate_share,
     )
 
 

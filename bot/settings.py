@@ -92,6 +92,11 @@ class KbSettings(BaseSettings):
         4.0, ge=0.0, description="Mean phrasings per article from which an article classifier is trained (0: never)."
     )
     classifier_max_articles: int = Field(5_000, ge=0, description="No article classifier above this many articles.")
+    recalibrate_share: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="A reindex keeps the previous confidence calibration while the articles added, changed or removed "
+        "since it was made stay under this share of all (0: calibrate at every reindex).",
+    )
     classifier_weight: float = Field(
         0.25, ge=0.0, le=1.0, description="Score an article loses as the classifier's probability for it falls to 0."
     )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -42,6 +42,10 @@ class BuildOptions:
     approximate_above: int = 20_000  # articles above which FAISS search is approximate (IVF)
     classifier_min_phrasings: float = 4.0  # mean phrasings per article needed for the article classifier (0: never)
     classifier_max_articles: int = 5_000  # above this the classifier would take too long to train
+    # A version keeps its predecessor's calibration while the articles added, changed or removed since that was
+    # calibrated stay under this share of all (0: calibrate every version); a one-article fix of a large base
+    # then takes seconds instead of a calibration pass.
+    recalibrate_share: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class ReindexSummary:
     index_kind: str = "flat"
     classifier: bool = False
     calibration: CalibrationReport | None = None  # None: too few articles to calibrate on
+    calibration_kept: bool = False  # the previous version's calibration, the change being small
+    changes_since_calibration: int = 0  # articles added, changed or removed since the calibration was made
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
@@ -131,32 +137,45 @@ def build_version(
         encoder, cache, texts, entry_article, entry_kind, len(groups), options
     )
     encoded += classifier_encoded
-    if progress:
-        progress("calibrating", 0, 1)
-    calibrated = calibrate_version(
-        encoder,
-        cache,
-        [a for versions in groups.values() for a in versions],
-        texts,
-        np.asarray(entry_article, dtype=np.int64),
-        np.asarray(entry_kind, dtype=np.int8),
-        vectors,
-        weights=weights,
-        thresholds=thresholds,
-        classifier_vectors=classifier_vectors,
-    )
-    calibration: dict[str, object] = {}
-    if calibrated is not None:
-        calibration = {"model": calibrated.model.to_dict(), "report": calibrated.report.to_dict()}
-        encoded += calibrated.encoded
-    if progress:
-        progress("calibrating", 1, 1)
 
-    previous = _previous_fingerprints(store)
+    previous_manifest = _previous_manifest(store)
+    previous = previous_manifest.article_fingerprints if previous_manifest is not None else {}
     current = {_key(a): a.fingerprint for a in articles}
     added = sorted(k for k in current if k not in previous)
     changed = sorted(k for k in current if k in previous and previous[k] != current[k])
     removed = sorted(k for k in previous if k not in current)
+
+    basis: dict[str, object] = {
+        "model_id": encoder.model_id, "weights": asdict(weights), "thresholds": asdict(thresholds)
+    }
+    calibration = _kept_calibration(
+        previous_manifest, basis, len(added) + len(changed) + len(removed), len(groups), options.recalibrate_share
+    )
+    report: CalibrationReport | None = None
+    if calibration:
+        report = CalibrationReport.from_dict(cast(dict[str, object], calibration["report"]))
+    else:
+        if progress:
+            progress("calibrating", 0, 1)
+        calibrated = calibrate_version(
+            encoder,
+            cache,
+            [a for versions in groups.values() for a in versions],
+            texts,
+            np.asarray(entry_article, dtype=np.int64),
+            np.asarray(entry_kind, dtype=np.int8),
+            vectors,
+            weights=weights,
+            thresholds=thresholds,
+            classifier_vectors=classifier_vectors,
+        )
+        if calibrated is not None:
+            calibration = {"model": calibrated.model.to_dict(), "report": calibrated.report.to_dict(),
+                           "basis": basis, "changes_since": 0}
+            report = calibrated.report
+            encoded += calibrated.encoded
+        if progress:
+            progress("calibrating", 1, 1)
     languages: dict[str, int] = {}
     for article in articles:
         languages[article.lang or "?"] = languages.get(article.lang or "?", 0) + 1
@@ -208,7 +227,9 @@ def build_version(
         learned_orphaned=len(learned) - len(usable_learned),
         index_kind=str(index_info["kind"]),
         classifier=classifier is not None,
-        calibration=calibrated.report if calibrated is not None else None,
+        calibration=report,
+        calibration_kept=bool(calibration.get("kept")),
+        changes_since_calibration=cast(int, calibration.get("changes_since", 0)),
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -244,12 +265,27 @@ def _key(article: Article) -> str:
     return f"{article.id}/{article.lang}" if article.lang else article.id
 
 
-def _previous_fingerprints(store: IndexStore) -> dict[str, str]:
+def _previous_manifest(store: IndexStore) -> Manifest | None:
     try:
-        manifest: Manifest = store.read_manifest()
+        return store.read_manifest()
     except IndexUnavailableError:
+        return None
+
+
+def _kept_calibration(
+    previous: Manifest | None, basis: dict[str, object], changes: int, articles: int, share: float
+) -> dict[str, object]:
+    """The previous version's calibration, when it was made on the same basis (model, weights, levels) and the
+    articles changed since stay under ``share`` of all; else nothing (the version calibrates itself)."""
+    if previous is None or share <= 0:
         return {}
-    return manifest.article_fingerprints
+    calibration = previous.data.get("calibration") or {}
+    if "model" not in calibration or calibration.get("basis") != basis:
+        return {}
+    since = int(calibration.get("changes_since", 0)) + changes
+    if since > share * articles:
+        return {}
+    return {**calibration, "changes_since": since, "kept": True}
 
 
 def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> tuple[faiss.Index, dict[str, object]]:

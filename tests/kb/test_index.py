@@ -199,6 +199,37 @@ def test_reindex_after_one_change_encodes_only_that_article(
     assert "ціни діють до кінця року" in recording.encoded_documents[0]
 
 
+def test_a_small_change_keeps_the_calibration_and_a_larger_one_makes_a_new_one(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
+) -> None:
+    """A one-article fix of a large base must not wait for a calibration pass; enough fixes together do."""
+    source = copy_sample(tmp_path, langs=("ru",))
+    recording = RecordingEncoder(encoder)
+    kb = make_kb(tmp_path / "index", recording, thresholds, EmbeddingCache(tmp_path / "cache.sqlite"))
+    first = kb.reindex(source)
+    assert first.calibration is not None and not first.calibration_kept
+
+    def edit(name: str) -> None:
+        article = source / "ru" / f"{name}.md"
+        article.write_text(article.read_text(encoding="utf-8") + "\nОбновлено: уточнены сроки.\n", "utf-8")
+
+    edit("cancel-order")  # one article of 45: under the 5 % at which a new calibration is made
+    recording.encoded_queries.clear()
+    second = kb.reindex(source)
+    assert second.calibration_kept and second.changes_since_calibration == 1
+    assert second.calibration == first.calibration  # what the bot will do, as the admin was told
+    assert recording.encoded_queries == []  # no calibration questions asked
+    answer = kb.search("Как отменить заказ?")  # the new version serves, with the calibration it kept
+    assert answer.index_version == second.version and answer.best is not None
+    assert answer.best.article_id == "cancel-order" and answer.decision is Decision.ANSWER
+
+    for name in ("delivery-cost", "how-to-return"):  # three changed since the calibration: past 5 % of 45
+        edit(name)
+    third = kb.reindex(source)
+    assert not third.calibration_kept and third.changes_since_calibration == 0
+    assert third.calibration is not None
+
+
 def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBase) -> None:
     store = sample_kb.store
     version = store.current_version()
