@@ -294,10 +294,6 @@ async def canned_button(query: CallbackQuery, callback_data: TicketCallback, wor
     await workspace.send_canned(agent_id, ticket, callback_data.v)
 
 
-def _kb_key(agent_id: int) -> str:
-    return f"{keys.PREFIX}:agent:{agent_id}:kb-offer"
-
-
 async def kb_search(message: Message, command: CommandObject, workspace: AgentWorkspace, kb: KnowledgeBase) -> None:
     agent_id, lang = await _prepare(message, workspace)
     query = (command.args or "").strip()
@@ -312,7 +308,7 @@ async def kb_search(message: Message, command: CommandObject, workspace: AgentWo
         await workspace.tell_agent(agent_id, "kb_nothing")
         return
     offer = {"ticket": ticket.id, "articles": [m.article_id for m in result.matches]}
-    await workspace._redis.set(_kb_key(agent_id), json.dumps(offer), ex=3600)
+    await workspace._redis.set(keys.agent_kb_offer(agent_id), json.dumps(offer), ex=3600)
     markup = InlineKeyboardMarkup(inline_keyboard=[
         [_button(f"{m.title[:50]} ({m.score:.2f})", TicketCallback(a="kb", t=ticket.id, v=str(i)))]
         for i, m in enumerate(result.matches)
@@ -323,7 +319,7 @@ async def kb_search(message: Message, command: CommandObject, workspace: AgentWo
 async def kb_attach(query: CallbackQuery, callback_data: TicketCallback, workspace: AgentWorkspace, kb: KnowledgeBase) -> None:
     await query.answer()
     agent_id = query.from_user.id
-    raw = await workspace._redis.get(_kb_key(agent_id))
+    raw = await workspace._redis.get(keys.agent_kb_offer(agent_id))
     ticket = await workspace.desk.get(callback_data.t)
     if not raw or ticket is None or ticket.agent_id != agent_id or ticket.state is not TicketState.ASSIGNED:
         await workspace.tell_agent(agent_id, "no_active")

@@ -21,6 +21,9 @@ also work on Redis Cluster, where a script's keys must live in one slot.
     zabota:{handoff}:stats                        tickets opened and closed, by outcome (hash of counters)
     zabota:{handoff}:outbox                       messages to relay (stream; consumer group "relay")
     zabota:{handoff}:sent:{entry_id}              a relayed outbox entry was delivered (guards against doubles)
+    zabota:{handoff}:agent:{id}:kb-offer          the articles /kb last offered the agent, for his tap (JSON, 1 h)
+    zabota:{handoff}:monitor-lease                the process running the queue monitor (lease)
+    zabota:{handoff}:relay-leader                 the process running the relay (lease)
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ ONLINE = f"{PREFIX}:online"
 WAITS = f"{PREFIX}:waits"
 STATS = f"{PREFIX}:stats"
 OUTBOX = f"{PREFIX}:outbox"
+MONITOR_LEASE = f"{PREFIX}:monitor-lease"
+RELAY_LEADER = f"{PREFIX}:relay-leader"
+
+
+def agent_kb_offer(agent_id: int) -> str:
+    return f"{PREFIX}:agent:{agent_id}:kb-offer"
 
 
 def ticket(ticket_id: str) -> str:

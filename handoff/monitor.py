@@ -28,7 +28,6 @@ from handoff.workspace import AgentWorkspace, format_duration
 __all__ = ["QueueMonitor"]
 
 log = logging.getLogger(__name__)
-_LEASE = f"{keys.PREFIX}:monitor-lease"
 _BOARD = f"{keys.PREFIX}:board"  # hash: message_id, text, updated
 
 
@@ -60,7 +59,7 @@ class QueueMonitor:
         self.tick = tick
         self.board_lang = board_lang
         self._clock = clock
-        self._lease = Lease(redis, _LEASE, tick * 5)
+        self._lease = Lease(redis, keys.MONITOR_LEASE, tick * 5)
         self.board_edits = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -33,7 +33,6 @@ __all__ = ["OtherChannel", "Relay"]
 log = logging.getLogger(__name__)
 
 GROUP = "relay"
-_LEADER = f"{keys.PREFIX}:relay-leader"
 _ONCE_TTL = 2 * 24 * 3600
 
 # Enqueue a message once per source (chat, message): an update handled again after a crash adds nothing.
@@ -94,7 +93,7 @@ class Relay:
         self.other_channel = other_channel
         self._claim_idle_ms = claim_idle_ms
         self._consumer = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._lease = Lease(redis, _LEADER, 10.0, owner=self._consumer)
+        self._lease = Lease(redis, keys.RELAY_LEADER, 10.0, owner=self._consumer)
         self._enqueue_once = redis.register_script(_ENQUEUE_ONCE)
         self.delivered = 0
 

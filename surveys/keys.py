@@ -8,6 +8,7 @@
     zabota:survey:blocked:{chat_id}        the customer blocked the bot: no surveys until he unblocks it
     zabota:survey:comment:{chat_id}        the survey whose comment the customer's next message is
     zabota:survey:pending                  bot answers awaiting feedback, by time (for "assumed resolved")
+    zabota:survey:survey-lease             the process surveying silent answers (lease)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 PREFIX = "zabota:survey"
 INDEX = f"{PREFIX}:index"
 PENDING = f"{PREFIX}:pending"
+TRIGGERS_LEASE = f"{PREFIX}:survey-lease"
 
 
 def survey(survey_id: str) -> str:

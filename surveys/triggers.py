@@ -29,7 +29,6 @@ from surveys.service import SurveyService
 __all__ = ["SurveyTriggers", "articles_in_context"]
 
 log = logging.getLogger(__name__)
-_LEASE = f"{keys.PREFIX}:survey-lease"
 
 
 def articles_in_context(turns: list[dict[str, object]]) -> list[str]:
@@ -69,7 +68,7 @@ class SurveyTriggers:
         self.silence_seconds = silence_seconds
         self.tick = tick
         self._clock = clock
-        self._lease = Lease(redis, _LEASE, tick * 5)
+        self._lease = Lease(redis, keys.TRIGGERS_LEASE, tick * 5)
 
     # ------------------------------------------------------------------ a ticket closed by an agent
 
