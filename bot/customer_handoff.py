@@ -7,7 +7,6 @@ outside working hours, or who is already talking with him.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from bot.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffReq
 from bot.texts import Texts
 from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
 from handoff.relay import Relay
+from handoff.workspace import format_wait_estimate
 
 __all__ = ["CustomerHandoff", "TicketAnnouncer"]
 
@@ -99,11 +99,7 @@ class CustomerHandoff:
         )
 
     async def eta(self, position: int, lang: str) -> str:
-        seconds = await self.desk.estimate_wait(position)
-        minutes = max(5, int(math.ceil(seconds / 60 / 5) * 5))
-        if minutes < 90:
-            return self.texts.get(lang, "eta_minutes", minutes=minutes)
-        return self.texts.get(lang, "eta_hours", hours=round(minutes / 60))
+        return format_wait_estimate(await self.desk.estimate_wait(position), self.texts, lang)
 
     def opening(self, opening: datetime | None, now: datetime, lang: str) -> str:
         if opening is None:

@@ -23,7 +23,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from handoff import keys
 from handoff.lease import Lease, run_periodically
 from handoff.tickets import TicketState
-from handoff.workspace import AgentWorkspace, format_duration
+from handoff.workspace import AgentWorkspace, format_duration, format_wait_estimate
 
 __all__ = ["QueueMonitor"]
 
@@ -146,7 +146,7 @@ class QueueMonitor:
             if now - last < self.status_interval:
                 continue
             texts = self.workspace.customer_texts
-            eta = texts.get(ticket.lang, "eta_minutes", minutes=max(5, int(-(-(await self.desk.estimate_wait(position)) // 300) * 5)))
+            eta = format_wait_estimate(await self.desk.estimate_wait(position), texts, ticket.lang)
             try:
                 await self.workspace.bot.edit_message_text(
                     texts.get(ticket.lang, "handoff_status", position=position, eta=eta),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,15 @@ class AgentDirectory:
 
     async def agents(self) -> list[int]:
         return sorted(set(self.agent_ids) | await self.desk.added_agents() | set(await self.supervisors()))
+
+
+def format_wait_estimate(seconds: float, texts: Texts, lang: str) -> str:
+    """What a waiting customer is told of his wait, the same wherever it is said (his place in the queue, its
+    updates, a transfer): rounded up to 5 minutes, at least 5; in hours from an hour and a half."""
+    minutes = max(5, math.ceil(seconds / 300) * 5)
+    if minutes < 90:
+        return texts.get(lang, "eta_minutes", minutes=minutes)
+    return texts.get(lang, "eta_hours", hours=round(minutes / 60))
 
 
 def format_duration(seconds: float, texts: Texts, lang: str) -> str:
@@ -356,9 +366,7 @@ class AgentWorkspace:
         return moved
 
     async def _eta(self, position: int, lang: str) -> str:
-        seconds = await self.desk.estimate_wait(position)
-        minutes = max(5, int(-(-seconds // 300) * 5))
-        return self.customer_texts.get(lang, "eta_minutes", minutes=minutes)
+        return format_wait_estimate(await self.desk.estimate_wait(position), self.customer_texts, lang)
 
     async def go_offline(self, agent_id: int) -> list[Ticket]:
         released = await self.desk.set_online(agent_id, False)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+import bot
+from bot.texts import Texts
 from handoff import HandoffDesk, Outcome, Reason, TicketRequest, TicketState, WorkingHours
 from handoff.desk import TicketNotFound
+from handoff.workspace import format_wait_estimate
 from tests.conftest import Clock
 
 
@@ -142,3 +146,12 @@ def test_working_hours_know_when_agents_are_back() -> None:
     assert hours.is_open(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # Monday 10:00 in Moscow
     with pytest.raises(ValueError, match="not like 'Mon-Fri 09:00-18:00'"):
         WorkingHours.parse("weekdays 9 to 6", "Europe/Moscow")
+
+
+def test_a_waiting_customer_is_told_his_wait_the_same_way_wherever_it_is_said() -> None:
+    """The queued message, its updates and a transfer all say it alike: in 5-minute steps, in hours when long."""
+    texts = Texts.load(Path(bot.__file__).parent / "locales")
+    assert format_wait_estimate(30, texts, "ru") == "около 5 мин"  # never "0 minutes"
+    assert format_wait_estimate(7 * 60, texts, "ru") == "около 10 мин"
+    assert format_wait_estimate(85 * 60, texts, "en") == "about 85 min"
+    assert format_wait_estimate(100 * 60, texts, "uk") == "близько 2 год"  # not "about 100 min"
