@@ -6,6 +6,7 @@ article alone. The summary says what changed since the served version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -17,6 +18,7 @@ from typing import Any, cast
 import faiss
 import numpy as np
 
+from kb_index import text as text_module
 from kb_index.articles import Article
 from kb_index.calibration import CalibrationReport, calibrate_version
 from kb_index.classifier import ArticleClassifier
@@ -31,6 +33,10 @@ from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 
 __all__ = ["BuildOptions", "BuildProgress", "ReindexSummary", "build_version"]
+
+NORMALIZED_FILE = "normalized.json"  # each article version's normalised texts, for the next build to reuse
+# Normalised texts are reused only by the code that made them: any change to the normalisation makes them anew.
+_NORMALIZER = hashlib.sha256(Path(text_module.__file__).read_bytes()).hexdigest()[:16]
 
 BuildProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -103,26 +109,44 @@ def build_version(
     entry_kind: list[int] = []
     lexical_documents: list[list[str]] = [[] for _ in groups]
 
-    def add(group: int, kind: EntryKind, text: str, *, question_like: bool = True) -> None:
-        clean = normalize_text(text, strip_pleasantries=question_like)
+    def add(group: int, kind: EntryKind, clean: str) -> None:
         if clean:
             texts.append(clean)
             entry_article.append(group)
             entry_kind.append(int(kind))
             lexical_documents[group].append(clean)
 
+    previous_manifest = _previous_manifest(store)
+    # An article unchanged since the previous version keeps its normalised texts (normalising every text of a
+    # large base again was most of a one-article reindex).
+    reused = _previous_normalized(store, previous_manifest)
+    normalized: dict[str, dict[str, object]] = {}
+    for article in articles:
+        key = _key(article)
+        known = reused.get(key)
+        if known is not None and known.get("fingerprint") == article.fingerprint:
+            normalized[key] = known
+            continue
+        normalized[key] = {
+            "fingerprint": article.fingerprint,
+            "title": normalize_text(article.title),
+            "questions": [normalize_text(q) for q in article.questions],
+            "answer": normalize_text(markdown_to_plain(article.answer), strip_pleasantries=False),
+        }
+
     learned_by_article: dict[str, list[LearnedPhrasing]] = {}
     for phrasing in usable_learned:
         learned_by_article.setdefault(phrasing.article_id, []).append(phrasing)
     for number, (article_id, versions) in enumerate(groups.items()):
         for article in versions:
-            add(number, EntryKind.TITLE, article.title)
-            for question in article.questions:
+            entry = normalized[_key(article)]
+            add(number, EntryKind.TITLE, cast(str, entry["title"]))
+            for question in cast(list[str], entry["questions"]):
                 add(number, EntryKind.QUESTION, question)
         for phrasing in learned_by_article.get(article_id, ()):
-            add(number, EntryKind.LEARNED, phrasing.text)
+            add(number, EntryKind.LEARNED, normalize_text(phrasing.text))
         for article in versions:
-            add(number, EntryKind.ANSWER, markdown_to_plain(article.answer), question_like=False)
+            add(number, EntryKind.ANSWER, cast(str, normalized[_key(article)]["answer"]))
 
     def encode_progress(done: int, total: int) -> None:
         if progress:
@@ -138,7 +162,6 @@ def build_version(
     )
     encoded += classifier_encoded
 
-    previous_manifest = _previous_manifest(store)
     previous = previous_manifest.article_fingerprints if previous_manifest is not None else {}
     current = {_key(a): a.fingerprint for a in articles}
     added = sorted(k for k in current if k not in previous)
@@ -182,6 +205,9 @@ def build_version(
 
     with store.building() as folder:
         _write_articles(folder / "articles.jsonl", groups)
+        (folder / NORMALIZED_FILE).write_text(
+            json.dumps({"normalizer": _NORMALIZER, "articles": normalized}, ensure_ascii=False), encoding="utf-8"
+        )
         np.savez(
             folder / "entries.npz",
             article=np.asarray(entry_article, dtype=np.int32),
@@ -270,6 +296,20 @@ def _previous_manifest(store: IndexStore) -> Manifest | None:
         return store.read_manifest()
     except IndexUnavailableError:
         return None
+
+
+def _previous_normalized(store: IndexStore, manifest: Manifest | None) -> dict[str, dict[str, object]]:
+    """The previous version's normalised texts by article version, if it kept them and they can be read."""
+    if manifest is None:
+        return {}
+    try:
+        data = json.loads((store.version_dir(manifest.version) / NORMALIZED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("normalizer") != _NORMALIZER:
+        return {}
+    articles = data.get("articles")
+    return articles if isinstance(articles, dict) else {}
 
 
 def _kept_calibration(

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kb_index import (
@@ -230,6 +231,29 @@ def test_a_small_change_keeps_the_calibration_and_a_larger_one_makes_a_new_one(
     assert third.calibration is not None
 
 
+def test_a_reindex_reusing_unchanged_articles_builds_what_a_build_from_scratch_builds(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
+) -> None:
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    source = copy_sample(tmp_path, langs=("ru", "en"))
+    kb = make_kb(tmp_path / "index", encoder, thresholds, cache)
+    kb.reindex(source)
+    article = source / "en" / "delivery-cost.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\nUPDATED!!! Prices hold until the END OF THE YEAR.\n", "utf-8")
+    again = kb.reindex(source)  # unchanged articles keep the texts the first build normalised
+    scratch = make_kb(tmp_path / "scratch", encoder, thresholds, cache).reindex(source)
+
+    def built(root: Path, version: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        folder = root / "versions" / version
+        with np.load(folder / "entries.npz") as entries:
+            return entries["article"], entries["kind"], np.load(folder / "vectors.npy")
+
+    for mine, theirs in zip(built(tmp_path / "index", again.version), built(tmp_path / "scratch", scratch.version)):
+        assert np.array_equal(mine, theirs)
+    normalized = json.loads((tmp_path / "index" / "versions" / again.version / "normalized.json").read_text("utf-8"))
+    assert "UPDATED! Prices hold" in normalized["articles"]["delivery-cost/en"]["answer"]  # the change, normalised
+
+
 def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBase) -> None:
     store = sample_kb.store
     version = store.current_version()
@@ -240,7 +264,7 @@ def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBas
     assert manifest["counts"]["articles"] == len(sample_kb.index)
     assert set(manifest["files"]) == {
         "articles.jsonl", "entries.npz", "vectors.npy", "index.faiss", "lexical.npz", "lexical-vocabulary.json",
-        "classifier.npz",
+        "classifier.npz", "normalized.json",
     }
     assert all(len(checksum) == 64 for checksum in manifest["files"].values())
 
