@@ -27,7 +27,7 @@ from bot.rasa.channel import RasaOutbox
 from bot.redis_server import EmbeddedRedis, connect_redis
 from bot.replies import TrackCallback
 from bot.routers import admin, customers
-from bot.sender import SendOnce, TelegramPacer
+from bot.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPacer
 from bot.settings import Settings
 from bot.texts import Texts
 from handoff import HandoffDesk, Ticket, WorkingHours
@@ -269,7 +269,7 @@ async def build_application(
     desk = HandoffDesk(
         redis, max_tickets_per_agent=hs.max_tickets_per_agent, default_wait=hs.default_wait_minutes * 60
     )
-    pacer = TelegramPacer()
+    pacer = TelegramPacer(shared=SharedPace(redis, OutgoingLimits().per_bot_per_second))
     metrics = Metrics()
     paced = pacer if settings.telegram.outgoing_limits else None
     bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))

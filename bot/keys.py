@@ -7,6 +7,7 @@
     zabota:inbox:{bot_id}:consumer:{name}   a process serving the inbox is alive (heartbeat with a TTL)
     zabota:update:{bot_id}:{update_id}      "processing" / "done": each Telegram update is handled once
     zabota:update:{bot_id}:{update_id}:steps  side effects of handling it already done (``bot.handling``)
+    zabota:pace:{bot_id}                    the next free slot of the bot's 30 messages a second (every process)
     zabota:flood:{chat_id}                  messages in the current flood window (counter with a TTL)
     zabota:flood:{chat_id}:warned           the "one moment" reply was sent in this window
     zabota:conv:{chat_id}:log               the conversation log: a list of JSON turns, oldest first
@@ -39,6 +40,10 @@ def update(bot_id: int, update_id: int) -> str:
 
 def update_steps(bot_id: int, update_id: int) -> str:
     return f"{PREFIX}:update:{bot_id}:{update_id}:steps"
+
+
+def outgoing_pace(bot_id: int) -> str:
+    return f"{PREFIX}:pace:{bot_id}"
 
 
 def flood(chat_id: int) -> str:

@@ -21,12 +21,14 @@ from aiogram.methods import Response, TelegramMethod
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot import keys
 from bot.handling import Handling
 from bot.handling import current as current_handling
 
-__all__ = ["SENDING_METHODS", "OutgoingLimits", "SendOnce", "TelegramPacer"]
+__all__ = ["SENDING_METHODS", "OutgoingLimits", "SendOnce", "SharedPace", "TelegramPacer"]
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +68,48 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
+# The bot-wide pace shared by every process of the bot: each message reserves the next free slot (slots are
+# 1/rate apart, no burst) and waits for it. Redis's clock, so processes on several hosts agree.
+# KEYS: the pace key; ARGV: microseconds between slots. Returns microseconds to wait.
+_RESERVE_SLOT = """
+local now = redis.call('TIME')
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now_us)
+redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', 60000)
+return slot - now_us
+"""
+
+
+class SharedPace:
+    """Telegram's 30 messages a second are the bot's, not each process's: several processes share them here."""
+
+    def __init__(self, redis: Redis, rate: float) -> None:
+        self._reserve = redis.register_script(_RESERVE_SLOT)
+        self._interval_us = int(1_000_000 / rate)
+
+    async def reserve(self, bot_id: int) -> float:
+        """Seconds to wait for this message's slot."""
+        waited = await self._reserve(keys=[keys.outgoing_pace(bot_id)], args=[self._interval_us])
+        return max(0, int(waited)) / 1_000_000
+
+
 class TelegramPacer(BaseRequestMiddleware):
-    """Paces sending methods per chat and per bot, and retries after 429."""
+    """Paces sending methods per chat and per bot, and retries after 429.
+
+    The bot-wide pace is kept in Redis when ``shared`` is given (every process of the bot shares it), else in
+    this process; if Redis cannot be reached for it, this process paces alone meanwhile.
+    """
 
     def __init__(
         self,
         limits: OutgoingLimits = OutgoingLimits(),
         *,
+        shared: SharedPace | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.limits = limits
+        self._shared = shared
         self._clock = clock
         self._sleep = sleep
         self._chats: dict[int | str, _Bucket] = {}
@@ -92,7 +125,7 @@ class TelegramPacer(BaseRequestMiddleware):
         method: TelegramMethod[Any],
     ) -> Response[Any]:
         if method.__api_method__ in SENDING_METHODS:
-            await self._acquire(getattr(method, "chat_id", None))
+            await self._acquire(getattr(method, "chat_id", None), bot.id)
         for attempt in range(self.limits.max_retries + 1):
             try:
                 return await make_request(bot, method)
@@ -104,17 +137,32 @@ class TelegramPacer(BaseRequestMiddleware):
                 await self._sleep(exc.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _acquire(self, chat_id: int | str | None) -> None:
+    async def _acquire(self, chat_id: int | str | None, bot_id: int) -> None:
+        shared = self._shared is not None
         while True:
             async with self._lock:
                 now = self._clock()
                 wait = self._chat_bucket(chat_id, now).wait_time(now) if chat_id is not None else 0.0
-                if wait == 0.0:
+                if wait == 0.0 and not shared:
                     wait = self._bot.wait_time(now)
                     if wait > 0:  # give the chat its token back; it waits for the bot-wide one
                         self._chat_bucket(chat_id, now).tokens += 1 if chat_id is not None else 0
                 if wait == 0.0:
+                    break
+            await self._sleep(wait)
+        if self._shared is None:
+            return
+        try:
+            wait = await self._shared.reserve(bot_id)
+        except RedisError as error:
+            log.warning("the shared pace is out of reach (%s); this process paces alone meanwhile", error)
+            while True:
+                async with self._lock:
+                    wait = self._bot.wait_time(self._clock())
+                if wait == 0.0:
                     return
+                await self._sleep(wait)
+        if wait > 0:
             await self._sleep(wait)
 
     def _chat_bucket(self, chat_id: int | str, now: float) -> _Bucket:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiogram.methods import SendMessage
 
 from bot.emulator import EmulatedUser, FloodLimits
+from bot.sender import SharedPace, TelegramPacer
 from tests.harness import Running
 
 # Each question and the title its answer starts with.
@@ -29,3 +35,25 @@ async def test_sixty_customers_at_once_are_all_answered_and_telegram_refuses_not
         assert (answer.text or "").startswith(QUESTIONS[question]), answer.text
         assert (answer.text or "").endswith("Помог ли этот ответ?")
     assert running.emulator.flood_rejections == 0  # the bot paced itself: no 429 to wait out
+
+
+async def test_two_processes_share_the_bots_thirty_messages_a_second(redis: aioredis.Redis) -> None:
+    """Telegram counts the bot's messages, not each process's: two processes together stay under 30 a second."""
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def telegram(_bot: Any, _method: Any) -> bool:
+        sent.append(loop.time())
+        return True
+
+    bot = SimpleNamespace(id=123456)
+    processes = [TelegramPacer(shared=SharedPace(redis, 30.0)) for _ in range(2)]
+    started = loop.time()
+    await asyncio.gather(*(
+        pacer(telegram, bot, SendMessage(chat_id=1000 + 100 * n + i, text="ответ"))
+        for n, pacer in enumerate(processes) for i in range(45)
+    ))
+    assert len(sent) == 90
+    assert loop.time() - started >= 89 / 30 - 0.1  # one slot every 1/30 s across both (alone, each took 1.5 s)
+    sent.sort()
+    assert max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent) <= 31
