@@ -68,15 +68,17 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
-# The bot-wide pace shared by every process of the bot: each message reserves the next free slot (slots are
-# 1/rate apart, no burst) and waits for it. Redis's clock, so processes on several hosts agree.
-# KEYS: the pace key; ARGV: microseconds between slots. Returns microseconds to wait.
-_RESERVE_SLOT = """
+# The bot-wide pace shared by every process of the bot: a message may go when the bot's next slot has come
+# (slots at least 1/rate apart, no burst); it takes the slot then, or learns how long to wait. Redis's clock, so
+# processes on several hosts agree. KEYS: the pace key; ARGV: microseconds between slots. Returns microseconds
+# to wait (0: the slot is taken).
+_TAKE_SLOT = """
 local now = redis.call('TIME')
 local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now_us)
-redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', 60000)
-return slot - now_us
+local next_slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_slot > now_us then return next_slot - now_us end
+redis.call('SET', KEYS[1], string.format('%d', now_us + tonumber(ARGV[1])), 'PX', 60000)
+return 0
 """
 
 
@@ -84,13 +86,18 @@ class SharedPace:
     """Telegram's 30 messages a second are the bot's, not each process's: several processes share them here."""
 
     def __init__(self, redis: Redis, rate: float) -> None:
-        self._reserve = redis.register_script(_RESERVE_SLOT)
+        self._take = redis.register_script(_TAKE_SLOT)
         self._interval_us = int(1_000_000 / rate)
+        self._turn = asyncio.Lock()  # one message of this process asks at a time, the others queue behind it
 
-    async def reserve(self, bot_id: int) -> float:
-        """Seconds to wait for this message's slot."""
-        waited = await self._reserve(keys=[keys.outgoing_pace(bot_id)], args=[self._interval_us])
-        return max(0, int(waited)) / 1_000_000
+    async def acquire(self, bot_id: int, sleep: Callable[[float], Awaitable[Any]]) -> None:
+        """Wait for the bot's next slot and take it."""
+        async with self._turn:
+            while True:
+                wait = int(await self._take(keys=[keys.outgoing_pace(bot_id)], args=[self._interval_us]))
+                if wait <= 0:
+                    return
+                await sleep(wait / 1_000_000)
 
 
 class TelegramPacer(BaseRequestMiddleware):
@@ -153,7 +160,7 @@ class TelegramPacer(BaseRequestMiddleware):
         if self._shared is None:
             return
         try:
-            wait = await self._shared.reserve(bot_id)
+            await self._shared.acquire(bot_id, self._sleep)
         except RedisError as error:
             log.warning("the shared pace is out of reach (%s); this process paces alone meanwhile", error)
             while True:
@@ -162,8 +169,6 @@ class TelegramPacer(BaseRequestMiddleware):
                 if wait == 0.0:
                     return
                 await self._sleep(wait)
-        if wait > 0:
-            await self._sleep(wait)
 
     def _chat_bucket(self, chat_id: int | str, now: float) -> _Bucket:
         bucket = self._chats.get(chat_id)
