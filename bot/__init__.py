@@ -1,1 +1,2 @@
-"""The Telegram application: settings, the composition root, routers and the ``zabota`` command."""
+"""The bot: its channel-neutral core (``bot.core``), its channels (``bot.telegram``, ``bot.rasa``), the
+composition root (``bot.factory``), settings and the ``zabota`` command."""

@@ -478,7 +478,7 @@ def _surveys_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.gaps import GapLog
+    from bot.core.gaps import GapLog
     from kb_index.gaps import group_gaps
 
     async def work(redis: Redis) -> int:
@@ -506,7 +506,7 @@ def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runner import run_bot
+    from bot.telegram.runner import run_bot
 
     return asyncio.run(run_bot(settings, webhook=args.webhook))
 
@@ -521,7 +521,7 @@ def _actions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runner import run_demo
+    from bot.telegram.runner import run_demo
 
     return asyncio.run(run_demo(settings, lang=args.lang, agent=not args.no_agent))
 

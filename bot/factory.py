@@ -16,22 +16,26 @@ from redis.asyncio import Redis
 
 import handoff
 import surveys as surveys_package
-from bot.conversation import ConversationLog, DialogStates
-from bot.customer_handoff import CustomerHandoff
-from bot.dialog import CustomerDialog
-from bot.gaps import GapLog
-from bot.inbox import Inbox, poll_telegram
+from bot.core.conversation import ConversationLog, DialogStates
+from bot.core.dialog import CustomerDialog
+from bot.core.gaps import GapLog
+from bot.core.texts import CUSTOMER_LOCALES, Texts
 from bot.metrics import Metrics, OpsEndpoints
-from bot.middlewares import ChatSequencer, FloodControl, UpdateOnce
 from bot.rasa.channel import RasaOutbox
 from bot.redis_server import EmbeddedRedis, connect_redis
-from bot.replies import TrackCallback
-from bot.routers import admin, customers
-from bot.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPacer
 from bot.settings import Settings
-from bot.texts import Texts
+from bot.telegram.delivery import TelegramDelivery
+from bot.telegram.inbox import Inbox, poll_telegram
+from bot.telegram.middlewares import ChatSequencer, FloodControl, UpdateOnce
+from bot.telegram.replies import TrackCallback
+from bot.telegram.routers import admin, customers
+from bot.telegram.routers.agents import build_agents_router, build_refusals_router
+from bot.telegram.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPacer
+from bot.telegram.staff import TelegramCustomers, TelegramStaff
+from bot.telegram.surveys import SurveyMessenger
+from bot.telegram.surveys import build_router as build_surveys_router
 from handoff import HandoffDesk, Ticket, WorkingHours
-from handoff.handlers import build_agents_router, build_refusals_router
+from handoff.customer import CustomerHandoff
 from handoff.monitor import QueueMonitor
 from handoff.relay import Relay
 from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
@@ -46,8 +50,8 @@ from kb_index import (
     ScoringWeights,
 )
 from surveys import Survey, SurveyService
-from surveys.handlers import SurveyMessenger
-from surveys.handlers import build_router as build_surveys_router
+from surveys.alerts import LowScoreAlerts
+from surveys.questions import SurveyQuestions
 from surveys.triggers import SurveyTriggers
 
 __all__ = [
@@ -136,6 +140,8 @@ class Application:
     workspace: AgentWorkspace
     monitor: QueueMonitor
     surveys: SurveyService
+    survey_questions: SurveyQuestions
+    survey_alerts: LowScoreAlerts
     survey_messenger: SurveyMessenger
     survey_triggers: SurveyTriggers
     update_once: UpdateOnce
@@ -162,7 +168,7 @@ class Application:
             task.add_done_callback(self.tasks.discard)
 
     async def run_polling(self, stop: asyncio.Event | None = None, *, timeout: int = 10) -> None:
-        """Long polling through the durable inbox (``bot.inbox``) until ``stop`` (or ``close``)."""
+        """Long polling through the durable inbox (``bot.telegram.inbox``) until ``stop`` (or ``close``)."""
         stop = stop or self._stop
         allowed = self.dispatcher.resolve_used_update_types()
         async with asyncio.TaskGroup() as group:  # one failing (a revoked token) stops the other
@@ -258,7 +264,7 @@ async def build_application(
         cache=kb.cache,
     )
     default_lang = settings.kb.default_lang
-    texts = Texts.load(Path(__file__).parent / "locales", default_lang)
+    texts = Texts.load(CUSTOMER_LOCALES, default_lang)
     agent_texts = Texts.load(Path(handoff.__file__).parent / "locales", default_lang)
     retention = timedelta(days=settings.dialog.conversation_retention_days)
     conversation_log = ConversationLog(redis, retention)
@@ -275,6 +281,7 @@ async def build_application(
     bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))
     bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
+    staff = TelegramStaff(bot)
     customer_handoff = CustomerHandoff(desk, texts, hours)
     workspace_ref: list[AgentWorkspace] = []
 
@@ -287,17 +294,17 @@ async def build_application(
     relay = Relay(
         redis,
         desk,
-        bot,
+        # customers of a Rasa assistant (``zabota actions``) first; every other chat is a Telegram one
+        [RasaOutbox(redis), TelegramDelivery(bot)],
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
         on_waiting_message=waiting_message,
         on_customer_closed=closed_by_customer,
-        other_channel=RasaOutbox(redis),  # customers of a Rasa assistant (``zabota actions``)
     )
     workspace = AgentWorkspace(
         redis,
         desk,
         relay,
-        bot,
+        staff,
         directory,
         agent_texts,
         texts,
@@ -309,6 +316,7 @@ async def build_application(
     monitor = QueueMonitor(
         redis,
         workspace,
+        TelegramCustomers(bot),
         agents_chat_id=hs.agents_chat_id,
         supervisor_ids=hs.supervisor_ids,
         wait_alert_seconds=hs.wait_alert_minutes * 60,
@@ -332,18 +340,19 @@ async def build_application(
             turns = [asdict(turn) for turn in await conversation_log.recent(survey.chat_id, 20)]
         return workspace.transcript(turns, agent_texts.default_lang)
 
-    survey_messenger = SurveyMessenger(
-        survey_service,
-        bot,
-        Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang),
+    survey_questions = SurveyQuestions(Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang))
+    survey_alerts = LowScoreAlerts(
+        staff,
         agent_texts,
         alert_chat_ids=[*hs.supervisor_ids, *([ss.alert_chat_id] if ss.alert_chat_id else [])],
         more_alert_chat_ids=directory.supervisors,
         transcript=transcript,
     )
+    survey_messenger = SurveyMessenger(survey_service, bot, survey_questions, survey_alerts)
     survey_triggers = SurveyTriggers(
         redis,
         survey_service,
+        survey_questions,
         survey_messenger,
         desk,
         relay,
@@ -418,6 +427,8 @@ async def build_application(
         workspace=workspace,
         monitor=monitor,
         surveys=survey_service,
+        survey_questions=survey_questions,
+        survey_alerts=survey_alerts,
         survey_messenger=survey_messenger,
         survey_triggers=survey_triggers,
         update_once=update_once,

@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 
-from bot.sender import SENDING_METHODS
+from bot.telegram.sender import SENDING_METHODS
 from handoff import HandoffDesk
 from kb_index import KnowledgeBase, SearchResult
 from surveys import SurveyService

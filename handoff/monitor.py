@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 
 from handoff import keys
 from handoff.lease import Lease, run_periodically
+from handoff.ports import CustomerChannel
 from handoff.tickets import TicketState
 from handoff.workspace import AgentWorkspace, format_duration, format_wait_estimate
 
@@ -36,6 +36,7 @@ class QueueMonitor:
         self,
         redis: aioredis.Redis,
         workspace: AgentWorkspace,
+        customers: CustomerChannel,
         *,
         agents_chat_id: int | None,
         supervisor_ids: Sequence[int],
@@ -49,6 +50,7 @@ class QueueMonitor:
     ) -> None:
         self._redis = redis
         self.workspace = workspace
+        self.customers = customers
         self.desk = workspace.desk
         self.agents_chat_id = agents_chat_id
         self.supervisor_ids = list(supervisor_ids)
@@ -65,8 +67,7 @@ class QueueMonitor:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """One pass every ``tick`` seconds, in the one process that holds the monitor lease."""
         await run_periodically(
-            "queue monitor", self.check_once, self._lease, stop or asyncio.Event(), self.tick,
-            expected=(TelegramBadRequest, TelegramForbiddenError),
+            "queue monitor", self.check_once, self._lease, stop or asyncio.Event(), self.tick
         )
 
     async def check_once(self) -> None:
@@ -97,17 +98,11 @@ class QueueMonitor:
         if state.get("content") == repr(content):
             return
         text = self.board_text(content[0], longest, content[2], now)
-        bot = self.workspace.bot
-        message_id = int(state.get("message_id") or 0)
-        if message_id:
-            try:
-                await bot.edit_message_text(text, chat_id=self.agents_chat_id, message_id=message_id)
-            except TelegramBadRequest as exc:
-                if "not modified" not in str(exc):
-                    message_id = 0
+        message_id = await self.workspace.staff.show_board(
+            self.agents_chat_id, text, int(state.get("message_id") or 0)
+        )
         if not message_id:
-            sent = await bot.send_message(self.agents_chat_id, text)
-            message_id = sent.message_id
+            return  # the group cannot be reached now; tried again at the next pass
         self.board_edits += 1
         await self._redis.hset(_BOARD, mapping={"message_id": message_id, "content": repr(content), "updated": now})
 
@@ -147,14 +142,10 @@ class QueueMonitor:
                 continue
             texts = self.workspace.customer_texts
             eta = format_wait_estimate(await self.desk.estimate_wait(position), texts, ticket.lang)
-            try:
-                await self.workspace.bot.edit_message_text(
-                    texts.get(ticket.lang, "handoff_status", position=position, eta=eta),
-                    chat_id=ticket.chat_id,
-                    message_id=ticket.status_message_id,
-                )
-            except (TelegramBadRequest, TelegramForbiddenError) as exc:
-                log.info("status of %s not updated: %s", ticket.id, exc)
+            await self.customers.edit(
+                ticket.chat_id, ticket.status_message_id,
+                texts.get(ticket.lang, "handoff_status", position=position, eta=eta),
+            )
             await self.desk.update(ticket.id, status_position=position, status_edited_at=now)
 
     async def _silence(self, now: float) -> None:

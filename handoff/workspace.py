@@ -1,8 +1,8 @@
-"""What agents do through Telegram: take tickets, see the context card, answer, close, pass on.
+"""What agents do, on whatever channel they work from: take tickets, see the context card, answer, close, pass on.
 
-``AgentWorkspace`` sits at the edge of the hand-off package: it uses the desk (tickets in Redis), the relay
-(messages both ways) and the bot (Telegram), and speaks to agents in their language and to customers in
-theirs. The routers in ``handoff.handlers`` and the monitors in ``handoff.monitor`` call it.
+``AgentWorkspace`` uses the desk (tickets in Redis), the relay (messages both ways) and a ``StaffChannel``
+(``handoff.ports``) to reach agents, and speaks to agents in their language and to customers in theirs. The
+Telegram routers (``bot.telegram.routers.agents``) and the queue monitor (``handoff.monitor``) call it.
 """
 
 from __future__ import annotations
@@ -17,30 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
-from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.texts import Texts
+from bot.core.texts import Texts
 from handoff import keys
 from handoff.desk import HandoffDesk, TakeResult
+from handoff.ports import StaffButton, StaffButtons, StaffChannel
 from handoff.relay import Relay
 from handoff.tickets import Outcome, Ticket
 
-__all__ = ["AgentDirectory", "AgentWorkspace", "TicketCallback", "format_duration", "load_canned"]
+__all__ = ["AgentDirectory", "AgentWorkspace", "format_duration", "format_wait_estimate", "load_canned"]
 
 log = logging.getLogger(__name__)
 
 TicketClosed = Callable[[Ticket], Awaitable[None]]
-
-
-class TicketCallback(CallbackData, prefix="t"):
-    """Agents' buttons: take, close (with outcome), switch, transfer, canned reply, KB article."""
-
-    a: str  # take | close | switch | transfer | canned | kb
-    t: str = ""  # ticket id
-    v: str = ""  # outcome, agent id, canned name or article number
 
 
 @dataclass
@@ -100,7 +89,7 @@ class AgentWorkspace:
         redis: aioredis.Redis,
         desk: HandoffDesk,
         relay: Relay,
-        bot: Bot,
+        staff: StaffChannel,
         directory: AgentDirectory,
         agent_texts: Texts,
         customer_texts: Texts,
@@ -113,7 +102,7 @@ class AgentWorkspace:
         self._redis = redis
         self.desk = desk
         self.relay = relay
-        self.bot = bot
+        self.staff = staff
         self.directory = directory
         self.texts = agent_texts
         self.customer_texts = customer_texts
@@ -137,12 +126,12 @@ class AgentWorkspace:
     async def display_name(self, agent_id: int) -> str:
         return await self.desk.agent_name(agent_id) or str(agent_id)
 
-    async def tell_agent(self, agent_id: int, key: str, markup: InlineKeyboardMarkup | None = None, **params: object) -> None:
+    def now(self) -> float:
+        return self._clock()
+
+    async def tell_agent(self, agent_id: int, key: str, buttons: StaffButtons = (), **params: object) -> None:
         lang = await self.agent_lang(agent_id)
-        try:
-            await self.bot.send_message(agent_id, self.texts.get(lang, key, **params), reply_markup=markup)
-        except (TelegramForbiddenError, TelegramBadRequest) as exc:
-            log.warning("cannot reach agent %s: %s", agent_id, exc)
+        await self.staff.send(agent_id, self.texts.get(lang, key, **params), buttons)
 
     async def tell_customer(self, ticket: Ticket, key: str, **params: object) -> None:
         """A notice to the customer, delivered in order with the relayed messages of his ticket."""
@@ -160,12 +149,7 @@ class AgentWorkspace:
         """A new ticket: each agent on shift gets it with a Take button."""
         for agent_id in await self.desk.online_agents():
             lang = await self.agent_lang(agent_id)
-            markup = InlineKeyboardMarkup(
-                inline_keyboard=[[InlineKeyboardButton(
-                    text=self.texts.get(lang, "btn_take", ticket=ticket.id),
-                    callback_data=TicketCallback(a="take", t=ticket.id).pack(),
-                )]]
-            )
+            take = StaffButton(self.texts.get(lang, "btn_take", ticket=ticket.id), "take", ticket.id)
             text = self.texts.get(
                 lang,
                 "new_ticket",
@@ -176,22 +160,17 @@ class AgentWorkspace:
                 frustration=self.frustration_text(ticket, lang),
                 question=_short(ticket.question or "—", 300),
             )
-            try:
-                sent = await self.bot.send_message(agent_id, text, reply_markup=markup)
-            except (TelegramForbiddenError, TelegramBadRequest) as exc:
-                log.warning("cannot announce %s to agent %s: %s", ticket.id, agent_id, exc)
+            message_id = await self.staff.send(agent_id, text, ((take,),))
+            if message_id is None:
                 continue
-            await self._redis.rpush(_announcements(ticket.id), f"{agent_id}:{sent.message_id}")
+            await self._redis.rpush(_announcements(ticket.id), f"{agent_id}:{message_id}")
             await self._redis.expire(_announcements(ticket.id), 7 * 24 * 3600)
 
     async def _retire_announcements(self, ticket: Ticket) -> None:
         """The Take buttons of a ticket that is no longer waiting are removed everywhere."""
         for item in await self._redis.lrange(_announcements(ticket.id), 0, -1):
             chat, message = item.split(":")
-            try:
-                await self.bot.edit_message_reply_markup(chat_id=int(chat), message_id=int(message), reply_markup=None)
-            except TelegramBadRequest:
-                pass
+            await self.staff.remove_buttons(int(chat), int(message))
         await self._redis.delete(_announcements(ticket.id))
 
     # ------------------------------------------------------------------ taking
@@ -256,8 +235,9 @@ class AgentWorkspace:
 
     async def send_card(self, agent_id: int, ticket: Ticket, lang: str) -> None:
         card = await self.context_card(ticket, lang)
-        sent = await self.bot.send_message(agent_id, card)
-        await self.desk.remember_relay(agent_id, sent.message_id, ticket.id)
+        message_id = await self.staff.send(agent_id, card)
+        if message_id is not None:
+            await self.desk.remember_relay(agent_id, message_id, ticket.id)
 
     def _title(self, article_id: str, lang: str) -> str:
         if self._article_title is None:
@@ -381,7 +361,7 @@ class AgentWorkspace:
     def canned_names(self) -> list[str]:
         if self.canned is None:
             return []
-        return sorted(self.canned._catalogue[self.canned.default_lang])  # the same keys in every language
+        return self.canned.keys()
 
     async def send_canned(self, agent_id: int, ticket: Ticket, name: str) -> bool:
         if self.canned is None or name not in self.canned_names():
@@ -393,6 +373,18 @@ class AgentWorkspace:
              "at": self._clock()}, ensure_ascii=False))
         await self.desk.mark(ticket.id, agent_reply=True)
         return True
+
+    async def offer_articles(self, agent_id: int, ticket_id: str, article_ids: Sequence[str]) -> None:
+        """The articles an agent was offered for a ticket (``/kb``), until he picks one or an hour passes."""
+        offer = {"ticket": ticket_id, "articles": list(article_ids)}
+        await self._redis.set(keys.agent_kb_offer(agent_id), json.dumps(offer), ex=3600)
+
+    async def offered_article(self, agent_id: int, ticket_id: str, number: int) -> str | None:
+        """The article the agent picked from his last offer for this ticket; None when it is not on offer."""
+        raw = await self._redis.get(keys.agent_kb_offer(agent_id))
+        offer = json.loads(raw) if raw else {}
+        articles = offer.get("articles", []) if offer.get("ticket") == ticket_id else []
+        return str(articles[number]) if 0 <= number < len(articles) else None
 
     async def active_ticket(self, agent_id: int) -> Ticket | None:
         return await self.desk.active_ticket(agent_id)

@@ -1,7 +1,8 @@
 """One-tap CSAT and CES at the end of each dialog, alerts on bad scores, and reports.
 
-The store (``SurveyService``) and the reports are plain code over Redis; the Telegram side is in
-``surveys.handlers`` and the moments that start a survey in ``surveys.triggers``.
+The store (``SurveyService``), the questions every channel asks (``surveys.questions``), the alerts on bad scores
+(``surveys.alerts``) and the reports are plain code over Redis; the moments that start a survey are in
+``surveys.triggers``. Each channel shows the questions its own way (Telegram: ``bot.telegram.surveys``).
 """
 
 from surveys.models import Question, Survey, SurveyTrigger, TapOutcome, TapResult

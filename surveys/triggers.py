@@ -14,21 +14,30 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from bot.dialog import Button, Customer, Reply
+from bot.core.dialog import Button, Customer, Reply
 from handoff import HandoffDesk, Outcome, Ticket
 from handoff.lease import Lease, run_periodically
 from handoff.relay import Relay
 from surveys import keys
-from surveys.handlers import SurveyMessenger
 from surveys.models import Survey, SurveyTrigger
+from surveys.questions import SurveyQuestions
 from surveys.service import SurveyService
 
-__all__ = ["SurveyTriggers", "articles_in_context"]
+__all__ = ["SurveySender", "SurveyTriggers", "articles_in_context"]
 
 log = logging.getLogger(__name__)
+
+
+class SurveySender(Protocol):
+    """The channel that sends a survey on its own (not after a ticket, which goes through the relay)."""
+
+    async def send(self, survey: Survey) -> bool:
+        """Send the survey's first question; False when it could not be delivered (recorded by the sender)."""
+        ...
 
 
 def articles_in_context(turns: list[dict[str, object]]) -> list[str]:
@@ -50,7 +59,8 @@ class SurveyTriggers:
         self,
         redis: aioredis.Redis,
         service: SurveyService,
-        messenger: SurveyMessenger,
+        questions: SurveyQuestions,
+        sender: SurveySender,
         desk: HandoffDesk,
         relay: Relay,
         *,
@@ -61,7 +71,8 @@ class SurveyTriggers:
     ) -> None:
         self._redis = redis
         self.service = service
-        self.messenger = messenger
+        self.questions = questions
+        self.sender = sender
         self.desk = desk
         self.relay = relay
         self.enabled = enabled
@@ -78,10 +89,8 @@ class SurveyTriggers:
         survey = await self.service.open_for_ticket(ticket, articles_in_context(await self.desk.context(ticket.id)))
         if survey is None:
             return
-        text, markup = self.messenger.first_message(survey)
-        await self.relay.send_text(
-            survey.chat_id, text, ticket.id, markup=markup.model_dump_json(exclude_none=True), track=f"survey:{survey.id}"
-        )
+        first = self.questions.first(survey)
+        await self.relay.send_text(survey.chat_id, first.text, ticket.id, buttons=first.buttons, track=f"survey:{survey.id}")
 
     async def delivered(self, track: str, message_id: int, error: str) -> None:
         """The relay delivered (or could not deliver) a tracked message; surveys keep their message id."""
@@ -120,7 +129,9 @@ class SurveyTriggers:
         )
         if survey is None:
             return None
-        return _as_reply(survey, self.messenger)
+        first = self.questions.first(survey)
+        rows = tuple(tuple(Button(label, None, callback=data) for label, data in row) for row in first.buttons)
+        return Reply(first.text, buttons=rows, track=f"survey:{survey.id}")
 
     # ------------------------------------------------------------------ assumed resolved
 
@@ -144,15 +155,6 @@ class SurveyTriggers:
                 customer_name=str(payload.get("name", "")),
                 articles=list(payload.get("articles", [])),
             )
-            if survey is not None and await self.messenger.send(survey):
+            if survey is not None and await self.sender.send(survey):
                 sent += 1
         return sent
-
-
-def _as_reply(survey: Survey, messenger: SurveyMessenger) -> Reply:
-    text, markup = messenger.first_message(survey)
-    rows = tuple(
-        tuple(Button(button.text, None, callback=button.callback_data or "") for button in row)
-        for row in markup.inline_keyboard
-    )
-    return Reply(text, buttons=rows, track=f"survey:{survey.id}")

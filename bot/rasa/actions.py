@@ -30,9 +30,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.customer_handoff import CustomerHandoff
-from bot.dialog import Customer, HandoffReason, HandoffRequest
-from bot.gaps import GapLog
+from bot.core.dialog import Customer, HandoffReason, HandoffRequest
+from bot.core.gaps import GapLog
+from bot.core.texts import Texts
 from bot.rasa.channel import (
     ARTICLE_ENTITY,
     HANDOFF_INTENT,
@@ -41,17 +41,17 @@ from bot.rasa.channel import (
     article_payload,
     parse_survey_answer,
     survey_buttons,
-    survey_payload,
 )
 from bot.rasa.transcript import SLOT_ARTICLE, SLOT_CONFIDENCE, SLOT_DECISION, frustration_history, turns_from_events
-from bot.texts import Texts
 from handoff import HandoffDesk, Ticket
+from handoff.customer import CustomerHandoff
 from intents import assess, detect_language
 from intents.language import normalize_language_code
 from kb_index import Decision, KnowledgeBase, SearchResult, UnknownArticleError
 from kb_index.gaps import Gap
 from surveys import Question, Survey, SurveyService, SurveyTrigger, TapOutcome
-from surveys.handlers import SurveyMessenger
+from surveys.alerts import LowScoreAlerts
+from surveys.questions import SurveyMessage, SurveyQuestions
 from surveys.triggers import articles_in_context
 
 __all__ = [
@@ -103,7 +103,8 @@ class KbAnswerAction(Action):
         texts: Texts,
         conversations: RasaConversations,
         surveys: SurveyService,
-        messenger: SurveyMessenger,
+        questions: SurveyQuestions,
+        alerts: LowScoreAlerts,
         *,
         gaps: GapLog | None = None,
     ) -> None:
@@ -111,7 +112,8 @@ class KbAnswerAction(Action):
         self.texts = texts
         self.conversations = conversations
         self.surveys = surveys
-        self.messenger = messenger
+        self.questions = questions
+        self.alerts = alerts
         self.gaps = gaps
         self._language = _Language(texts)
 
@@ -171,8 +173,8 @@ class KbAnswerAction(Action):
         survey = await self.surveys.record_comment(survey_id, text)
         if survey is None:
             return False
-        dispatcher.utter_message(text=self.messenger.texts.get(survey.lang, "comment_thanks"))
-        await self.messenger.forward_comment(survey)
+        dispatcher.utter_message(text=self.questions.texts.get(survey.lang, "comment_thanks"))
+        await self.alerts.forward_comment(survey)
         return True
 
     async def _gap(self, question: str, lang: str, result: SearchResult) -> None:
@@ -221,16 +223,9 @@ class HandoffAction(Action):
         return [SlotSet(SLOT_TICKET, outcome.ticket_id), SlotSet(SLOT_LANG, lang), ConversationPaused()]
 
 
-class _SurveyQuestions:
-    """Survey questions as Rasa messages: the same texts as in Telegram, the taps as button payloads."""
-
-    def __init__(self, messenger: SurveyMessenger) -> None:
-        self.messenger = messenger
-        self.texts = messenger.texts
-
-    def ask(self, dispatcher: CollectingDispatcher, survey: Survey, question: Question, prefix: str = "") -> None:
-        text, markup = self.messenger.question(survey, question, prefix=prefix)
-        dispatcher.utter_message(text=text, buttons=survey_buttons(markup))
+def _utter(dispatcher: CollectingDispatcher, message: SurveyMessage) -> None:
+    """A survey message as a Rasa message: the same words as on every channel, the taps as button payloads."""
+    dispatcher.utter_message(text=message.text, buttons=survey_buttons(message.buttons))
 
 
 class AskSurveyAction(Action):
@@ -244,7 +239,7 @@ class AskSurveyAction(Action):
         self,
         question: Question,
         surveys: SurveyService,
-        messenger: SurveyMessenger,
+        questions: SurveyQuestions,
         desk: HandoffDesk,
         conversations: RasaConversations,
         texts: Texts,
@@ -253,7 +248,7 @@ class AskSurveyAction(Action):
     ) -> None:
         self.question = question
         self.surveys = surveys
-        self.questions = _SurveyQuestions(messenger)
+        self.questions = questions
         self.desk = desk
         self.conversations = conversations
         self.enabled = enabled
@@ -271,7 +266,7 @@ class AskSurveyAction(Action):
             return [SlotSet(SLOT_SURVEY, None), SlotSet(SLOT_SURVEY_QUESTION, None)]
         if self.question.value in survey.answers:
             return []
-        self.questions.ask(dispatcher, survey, self.question)
+        _utter(dispatcher, self.questions.question(survey, self.question))
         return [SlotSet(SLOT_SURVEY, survey.id), SlotSet(SLOT_SURVEY_QUESTION, self.question.value)]
 
     async def _current(self, tracker: Tracker, chat_id: int) -> Survey | None:
@@ -318,11 +313,16 @@ class RecordSurveyAnswerAction(Action):
     """
 
     def __init__(
-        self, surveys: SurveyService, messenger: SurveyMessenger, conversations: RasaConversations, texts: Texts
+        self,
+        surveys: SurveyService,
+        questions: SurveyQuestions,
+        alerts: LowScoreAlerts,
+        conversations: RasaConversations,
+        texts: Texts,
     ) -> None:
         self.surveys = surveys
-        self.messenger = messenger
-        self.questions = _SurveyQuestions(messenger)
+        self.questions = questions
+        self.alerts = alerts
         self.conversations = conversations
         self._language = _Language(texts)
 
@@ -351,17 +351,9 @@ class RecordSurveyAnswerAction(Action):
             dispatcher.utter_message(text=t.get(lang, notice.get(result.outcome, "survey_closed")))
             return [SlotSet(SLOT_SURVEY_QUESTION, None)]
         following = survey.next_question
-        if following is not None:
-            self.questions.ask(dispatcher, survey, following, prefix=t.get(lang, "thanks_next"))
-        elif survey.low:
-            dispatcher.utter_message(text=t.get(lang, "thanks_low"), buttons=[
-                {"title": t.get(lang, "btn_comment"), "payload": survey_payload(survey.id, "comment", "c")},
-                {"title": t.get(lang, "btn_skip"), "payload": survey_payload(survey.id, "comment", "k")},
-            ])
-        else:
-            dispatcher.utter_message(text=t.get(lang, "thanks_done"))
+        _utter(dispatcher, self.questions.after_answer(survey))
         if result.became_low:
-            await self.messenger.alert(survey)
+            await self.alerts.alert(survey)
         return [SlotSet(SLOT_SURVEY, survey.id), SlotSet(SLOT_SURVEY_QUESTION, following.value if following else None)]
 
     async def _comment_choice(
@@ -374,9 +366,7 @@ class RecordSurveyAnswerAction(Action):
             return []
         if choice == "c":
             await self.surveys.await_comment(chat_id, survey.id)
-            dispatcher.utter_message(text=self.questions.texts.get(survey.lang, "comment_prompt"))
-        else:
-            dispatcher.utter_message(text=self.questions.texts.get(survey.lang, "thanks_done"))
+        dispatcher.utter_message(text=self.questions.after_comment_choice(survey, choice == "c"))
         return []
 
 

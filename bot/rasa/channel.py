@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiogram.types import InlineKeyboardMarkup
 
 from bot.rasa import keys
-from surveys.handlers import SurveyCallback
+from handoff.ports import OutboxEntry
+from surveys.questions import parse_tap
 
 __all__ = [
     "ARTICLE_ENTITY",
@@ -61,24 +61,18 @@ def survey_payload(survey_id: str, question: str, value: str) -> str:
 
 def parse_survey_answer(value: str) -> tuple[str, str, str] | None:
     """``(survey id, question, value)`` from "<id>:<question>:<value>" (a Telegram survey callback works too)."""
-    parts = value.strip().split(":")
-    if len(parts) == 4 and parts[0] == "s":
-        parts = parts[1:]
-    if len(parts) != 3 or not all(parts):
-        return None
-    return parts[0], parts[1], parts[2]
+    return parse_tap(value)
 
 
-def survey_buttons(markup: InlineKeyboardMarkup) -> list[dict[str, str]]:
-    """A survey's Telegram keyboard as Rasa buttons whose payloads record the answer (other buttons are left out)."""
+def survey_buttons(rows: tuple[tuple[tuple[str, str], ...], ...]) -> list[dict[str, str]]:
+    """A survey's buttons (rows of label and tap data) as Rasa buttons whose payloads record the answer (other
+    buttons are left out)."""
     buttons = []
-    for row in markup.inline_keyboard:
-        for button in row:
-            try:
-                data = SurveyCallback.unpack(button.callback_data or "")
-            except (TypeError, ValueError):
-                continue
-            buttons.append({"title": button.text, "payload": survey_payload(data.i, data.q, data.v)})
+    for row in rows:
+        for label, data in row:
+            tap = parse_tap(data)
+            if tap is not None:
+                buttons.append({"title": label, "payload": survey_payload(*tap)})
     return buttons
 
 
@@ -151,7 +145,8 @@ class OutboxMessage:
 
 
 class RasaOutbox:
-    """The relay's other channel (``handoff.relay.OtherChannel``): messages for Rasa customers wait here."""
+    """The relay's delivery to Rasa customers (``handoff.ports.Delivery``): their messages wait here until the
+    bridge pushes them into Rasa."""
 
     def __init__(self, redis: aioredis.Redis, *, max_len: int = 100_000) -> None:
         self._redis = redis
@@ -160,19 +155,16 @@ class RasaOutbox:
     def reaches(self, chat_id: int) -> bool:
         return is_rasa_chat(chat_id)
 
-    async def deliver(self, entry: dict[str, str]) -> int:
-        text = entry.get("text", "")
-        if entry.get("direction", "").endswith("_html"):
+    async def deliver(self, entry: OutboxEntry) -> list[int]:
+        text = entry.text
+        if entry.html:
             text = html.unescape(_TAG.sub("", text))
-        kind = entry.get("kind", "text")
-        if kind != "text":  # a photo or a file an agent sent stays in Telegram; the customer learns it was sent
-            text = f"[{kind}] {text}".strip()
-        markup = entry.get("markup", "")
-        buttons = survey_buttons(InlineKeyboardMarkup.model_validate_json(markup)) if markup else []
-        message = OutboxMessage(int(entry["to"]), text, entry.get("ticket", ""), buttons)
+        if entry.kind != "text":  # a photo or a file an agent sent stays in Telegram; the customer learns it was sent
+            text = f"[{entry.kind}] {text}".strip()
+        message = OutboxMessage(entry.to, text, entry.ticket, survey_buttons(entry.buttons))
         number = int(await self._redis.incr(keys.OUTBOX_SEQUENCE))
         await self._redis.xadd(keys.OUTBOX, {"message": message.to_json()}, maxlen=self._max_len, approximate=True)
-        return number
+        return [number]
 
     async def pending(self, count: int = 50) -> list[tuple[str, OutboxMessage]]:
         """Messages not yet pushed into Rasa, oldest first, with their entry ids."""

@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 
 def build_actions(app: Application, conversations: RasaConversations) -> list[Action]:
     """The Zabota actions, each with the services the Telegram bot uses."""
-    messenger = app.survey_messenger
+    questions, alerts = app.survey_questions, app.survey_alerts
     surveys_on = app.settings.surveys.enabled
     return [
-        KbAnswerAction(app.kb, app.texts, conversations, app.surveys, messenger, gaps=app.gap_log),
+        KbAnswerAction(app.kb, app.texts, conversations, app.surveys, questions, alerts, gaps=app.gap_log),
         HandoffAction(app.customer_handoff, app.texts, conversations),
-        AskSurveyAction(Question.CSAT, app.surveys, messenger, app.desk, conversations, app.texts, enabled=surveys_on),
-        AskSurveyAction(Question.CES, app.surveys, messenger, app.desk, conversations, app.texts, enabled=surveys_on),
-        RecordSurveyAnswerAction(app.surveys, messenger, conversations, app.texts),
+        AskSurveyAction(Question.CSAT, app.surveys, questions, app.desk, conversations, app.texts, enabled=surveys_on),
+        AskSurveyAction(Question.CES, app.surveys, questions, app.desk, conversations, app.texts, enabled=surveys_on),
+        RecordSurveyAnswerAction(app.surveys, questions, alerts, conversations, app.texts),
     ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.conversation import Turn
+from bot.core.conversation import Turn
 from intents.frustration import ConversationTurn
 
 __all__ = ["SLOT_ARTICLE", "SLOT_CONFIDENCE", "SLOT_DECISION", "frustration_history", "turns_from_events"]

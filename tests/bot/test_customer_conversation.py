@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import keys
+from bot.core import keys
 from bot.emulator import EmulatedUser
 from kb_index import Encoder
 from tests.harness import Running, labels, running_app

@@ -12,11 +12,11 @@ from aiogram.types import Chat, Message, Update, User
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import keys
-from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
-from bot.gaps import GapLog
-from bot.handling import handling
-from bot.inbox import Inbox, webhook_handler
+from bot.core.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
+from bot.core.gaps import GapLog
+from bot.core.handling import handling
+from bot.telegram import keys
+from bot.telegram.inbox import Inbox, webhook_handler
 from kb_index.gaps import Gap
 from tests.bot.test_scale_out import free_port
 

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiogram.methods import SendMessage
 
 from bot.emulator import EmulatedUser, FloodLimits
-from bot.sender import SharedPace, TelegramPacer
+from bot.telegram.sender import SharedPace, TelegramPacer
 from tests.harness import Running
 
 # Each question and the title its answer starts with.

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-import bot
-from bot.texts import Texts
+from bot.core.texts import CUSTOMER_LOCALES, Texts
 from handoff import HandoffDesk, Outcome, Reason, TicketRequest, TicketState, WorkingHours
 from handoff.desk import TicketNotFound
 from handoff.workspace import format_wait_estimate
@@ -150,7 +148,7 @@ def test_working_hours_know_when_agents_are_back() -> None:
 
 def test_a_waiting_customer_is_told_his_wait_the_same_way_wherever_it_is_said() -> None:
     """The queued message, its updates and a transfer all say it alike: in 5-minute steps, in hours when long."""
-    texts = Texts.load(Path(bot.__file__).parent / "locales")
+    texts = Texts.load(CUSTOMER_LOCALES)
     assert format_wait_estimate(30, texts, "ru") == "около 5 мин"  # never "0 minutes"
     assert format_wait_estimate(7 * 60, texts, "ru") == "около 10 мин"
     assert format_wait_estimate(85 * 60, texts, "en") == "about 85 min"

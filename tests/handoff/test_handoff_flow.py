@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.emulator import EmulatedUser
-from handoff.handlers import ADMIN_COMMANDS, AGENT_COMMANDS
+from bot.telegram.routers.agents import ADMIN_COMMANDS, AGENT_COMMANDS
 from handoff.tickets import TicketState
 from kb_index.articles import Article
 from tests.harness import AGENT_ID, SECOND_AGENT_ID, Running, labels

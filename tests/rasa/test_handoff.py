@@ -14,6 +14,7 @@ from bot.rasa import RasaConversations, RasaOutbox
 from bot.rasa.bridge import RasaBridge
 from bot.rasa.server import ActionServer, build_bridge
 from bot.settings import ActionsSettings
+from handoff.ports import OutboxEntry
 from handoff.tickets import TicketState
 from tests.harness import AGENT_ID, Running
 from tests.rasa.conftest import RasaApi, RasaConversation, run_action, slots_set, texts
@@ -135,7 +136,7 @@ async def test_messages_for_a_rasa_customer_wait_while_rasa_is_down_and_go_out_i
     chat_id = await conversations.chat_id("web-offline")
     outbox = RasaOutbox(running.app.redis)
     for text in ("Первое", "Второе"):
-        await outbox.deliver({"to": str(chat_id), "text": text, "kind": "text", "direction": "to_customer"})
+        await outbox.deliver(OutboxEntry(to=chat_id, direction="to_customer", text=text))
     running.app.settings.actions = ActionsSettings(rasa_url="http://127.0.0.1:9", poll_seconds=0.1)  # nothing there
     bridge = build_bridge(running.app, conversations)
     try:

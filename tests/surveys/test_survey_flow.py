@@ -80,7 +80,7 @@ async def test_a_low_score_reaches_supervisors_with_the_conversation_and_the_com
     assert thanks.text == "Спасибо, передали руководителю поддержки."
     [comment] = await running.emulator.wait_for_bot_messages(SUPERVISOR.id, 1, timeout=15)
     assert comment.text is not None and "Деньги так и не вернули, две недели жду" in comment.text
-    assert running.app.survey_messenger.alerts_sent == 1  # the CES of 2 did not alert a second time
+    assert running.app.survey_alerts.alerts_sent == 1  # the CES of 2 did not alert a second time
     stored = (await running.app.surveys.surveys(0))[0]
     assert stored.answers == {"csat": 1, "ces": 2} and stored.comment.startswith("Деньги так и не вернули")
 

@@ -1,19 +1,15 @@
-"""Redis keys of the Telegram application, all in one place.
+"""Redis keys of the Telegram channel, all in one place.
 
-    zabota:inbox:{bot_id}                   a stream of Telegram updates not yet handled (``bot.inbox``)
+    zabota:inbox:{bot_id}                   a stream of Telegram updates not yet handled (``bot.telegram.inbox``)
     zabota:inbox:{bot_id}:seen:{update_id}  the update is in the inbox or was: it is stored once
     zabota:inbox:{bot_id}:chat:{chat_id}:last  the number of the chat's last update stored (its order)
     zabota:inbox:{bot_id}:chat:{chat_id}:done  the number of the chat's last update handled
     zabota:inbox:{bot_id}:consumer:{name}   a process serving the inbox is alive (heartbeat with a TTL)
     zabota:update:{bot_id}:{update_id}      "processing" / "done": each Telegram update is handled once
-    zabota:update:{bot_id}:{update_id}:steps  side effects of handling it already done (``bot.handling``)
+    zabota:update:{bot_id}:{update_id}:steps  side effects of handling it already done (``bot.core.handling``)
     zabota:pace:{bot_id}                    the next free slot of the bot's 30 messages a second (every process)
     zabota:flood:{chat_id}                  messages in the current flood window (counter with a TTL)
     zabota:flood:{chat_id}:warned           the "one moment" reply was sent in this window
-    zabota:conv:{chat_id}:log               the conversation log: a list of JSON turns, oldest first
-    zabota:conv:{chat_id}:state             the dialog's state of this conversation (JSON)
-    zabota:conv:{chat_id}:search:{sid}      one search shown to the customer, for the buttons under it (JSON)
-    zabota:kb:unanswered                    a stream of questions the knowledge base could not answer
 """
 
 from __future__ import annotations
@@ -52,18 +48,3 @@ def flood(chat_id: int) -> str:
 
 def flood_warned(chat_id: int) -> str:
     return f"{PREFIX}:flood:{chat_id}:warned"
-
-
-def conversation_log(chat_id: int) -> str:
-    return f"{PREFIX}:conv:{chat_id}:log"
-
-
-def conversation_state(chat_id: int) -> str:
-    return f"{PREFIX}:conv:{chat_id}:state"
-
-
-def search(chat_id: int, search_id: str) -> str:
-    return f"{PREFIX}:conv:{chat_id}:search:{search_id}"
-
-
-UNANSWERED = f"{PREFIX}:kb:unanswered"

@@ -11,8 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bot.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffRequest, Reply
-from bot.texts import Texts
+from bot.core.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffRequest, Reply
+from bot.core.texts import Texts
 from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
 from handoff.relay import Relay
 from handoff.workspace import format_wait_estimate

@@ -13,13 +13,15 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, Filter
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
-from bot.formatting import article_html, split_message
-from handoff import keys
+from bot.core.formatting import article_html, split_message
+from bot.telegram.delivery import message_kind
+from bot.telegram.staff import TicketCallback, markup
 from handoff.desk import TicketNotFound
+from handoff.ports import StaffButton
 from handoff.tickets import Outcome, Ticket, TicketState
-from handoff.workspace import AgentDirectory, AgentWorkspace, TicketCallback, format_duration
+from handoff.workspace import AgentDirectory, AgentWorkspace, format_duration
 from kb_index import KnowledgeBase
 
 __all__ = ["ADMIN_COMMANDS", "AGENT_COMMANDS", "IsAgent", "build_agents_router", "build_refusals_router"]
@@ -41,10 +43,6 @@ class IsAgent(Filter):
         return user is not None and await directory.is_agent(user.id)
 
 
-
-
-def _button(text: str, data: TicketCallback) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
 async def _prepare(message: Message, workspace: AgentWorkspace) -> tuple[int, str]:
@@ -121,16 +119,16 @@ async def queue(message: Message, workspace: AgentWorkspace) -> None:
         await workspace.tell_agent(agent_id, "queue_empty")
         return
     t = workspace.texts
-    now = workspace._clock()
+    now = workspace.now()
     lines = [
         t.get(lang, "queue_line", ticket=x.id, name=x.customer_name, waited=format_duration(now - x.waiting_since, t, lang),
               reason=workspace.reason_text(x, lang) + workspace.frustration_text(x, lang))
         for x in waiting
     ]
-    markup = InlineKeyboardMarkup(inline_keyboard=[
-        [_button(t.get(lang, "btn_take", ticket=x.id), TicketCallback(a="take", t=x.id))] for x in waiting[:8]
+    keyboard = markup([
+        [StaffButton(t.get(lang, "btn_take", ticket=x.id), "take", x.id)] for x in waiting[:8]
     ])
-    await message.answer("\n".join(lines), reply_markup=markup)
+    await message.answer("\n".join(lines), reply_markup=keyboard)
 
 
 async def take_button(query: CallbackQuery, callback_data: TicketCallback, workspace: AgentWorkspace) -> None:
@@ -150,12 +148,11 @@ async def my_tickets(message: Message, workspace: AgentWorkspace) -> None:
         await workspace.tell_agent(agent_id, "my_tickets_none")
         return
     active = await workspace.active_ticket(agent_id)
-    markup = InlineKeyboardMarkup(inline_keyboard=[
-        [_button(("▶ " if active and x.id == active.id else "") + f"{x.id} · {x.customer_name}",
-                 TicketCallback(a="switch", t=x.id))]
+    keyboard = markup([
+        [StaffButton(("▶ " if active and x.id == active.id else "") + f"{x.id} · {x.customer_name}", "switch", x.id)]
         for x in held
     ])
-    await message.answer(workspace.texts.get(lang, "my_tickets"), reply_markup=markup)
+    await message.answer(workspace.texts.get(lang, "my_tickets"), reply_markup=keyboard)
 
 
 async def _switch(workspace: AgentWorkspace, agent_id: int, ticket_id: str) -> None:
@@ -194,11 +191,11 @@ async def close(message: Message, command: CommandObject, workspace: AgentWorksp
         await workspace.close(agent_id, ticket, outcome)
         return
     t = workspace.texts
-    markup = InlineKeyboardMarkup(inline_keyboard=[[
-        _button(t.get(lang, "btn_resolved"), TicketCallback(a="close", t=ticket.id, v="resolved")),
-        _button(t.get(lang, "btn_unresolved"), TicketCallback(a="close", t=ticket.id, v="unresolved")),
+    keyboard = markup([[
+        StaffButton(t.get(lang, "btn_resolved"), "close", ticket.id, "resolved"),
+        StaffButton(t.get(lang, "btn_unresolved"), "close", ticket.id, "unresolved"),
     ]])
-    await message.answer(t.get(lang, "close_ask", ticket=ticket.id), reply_markup=markup)
+    await message.answer(t.get(lang, "close_ask", ticket=ticket.id), reply_markup=keyboard)
 
 
 async def close_button(query: CallbackQuery, callback_data: TicketCallback, workspace: AgentWorkspace) -> None:
@@ -235,10 +232,10 @@ async def transfer(message: Message, command: CommandObject, workspace: AgentWor
     if not others:
         await workspace.tell_agent(agent_id, "transfer_nobody")
         return
-    markup = InlineKeyboardMarkup(inline_keyboard=[
-        [_button(await workspace.display_name(a), TicketCallback(a="transfer", t=ticket.id, v=str(a)))] for a in others
+    keyboard = markup([
+        [StaffButton(await workspace.display_name(a), "transfer", ticket.id, str(a))] for a in others
     ])
-    await message.answer(workspace.texts.get(lang, "transfer_choose", ticket=ticket.id), reply_markup=markup)
+    await message.answer(workspace.texts.get(lang, "transfer_choose", ticket=ticket.id), reply_markup=keyboard)
 
 
 async def transfer_button(query: CallbackQuery, callback_data: TicketCallback, workspace: AgentWorkspace) -> None:
@@ -274,10 +271,10 @@ async def canned(message: Message, command: CommandObject, workspace: AgentWorks
         await workspace.tell_agent(agent_id, "canned_none")
         return
     if not name:
-        markup = InlineKeyboardMarkup(inline_keyboard=[
-            [_button(n, TicketCallback(a="canned", v=n))] for n in names
+        keyboard = markup([
+            [StaffButton(n, "canned", "", n)] for n in names
         ])
-        await message.answer(workspace.texts.get(lang, "canned_list"), reply_markup=markup)
+        await message.answer(workspace.texts.get(lang, "canned_list"), reply_markup=keyboard)
         return
     ticket = await _current(message, workspace, agent_id)
     if ticket is not None and not await workspace.send_canned(agent_id, ticket, name):
@@ -307,31 +304,28 @@ async def kb_search(message: Message, command: CommandObject, workspace: AgentWo
     if not result.matches:
         await workspace.tell_agent(agent_id, "kb_nothing")
         return
-    offer = {"ticket": ticket.id, "articles": [m.article_id for m in result.matches]}
-    await workspace._redis.set(keys.agent_kb_offer(agent_id), json.dumps(offer), ex=3600)
-    markup = InlineKeyboardMarkup(inline_keyboard=[
-        [_button(f"{m.title[:50]} ({m.score:.2f})", TicketCallback(a="kb", t=ticket.id, v=str(i)))]
+    await workspace.offer_articles(agent_id, ticket.id, [m.article_id for m in result.matches])
+    keyboard = markup([
+        [StaffButton(f"{m.title[:50]} ({m.score:.2f})", "kb", ticket.id, str(i))]
         for i, m in enumerate(result.matches)
     ])
-    await message.answer(workspace.texts.get(lang, "kb_choose"), reply_markup=markup)
+    await message.answer(workspace.texts.get(lang, "kb_choose"), reply_markup=keyboard)
 
 
 async def kb_attach(query: CallbackQuery, callback_data: TicketCallback, workspace: AgentWorkspace, kb: KnowledgeBase) -> None:
     await query.answer()
     agent_id = query.from_user.id
-    raw = await workspace._redis.get(keys.agent_kb_offer(agent_id))
     ticket = await workspace.desk.get(callback_data.t)
-    if not raw or ticket is None or ticket.agent_id != agent_id or ticket.state is not TicketState.ASSIGNED:
+    article_id = await workspace.offered_article(agent_id, callback_data.t, int(callback_data.v or -1))
+    if article_id is None or ticket is None or ticket.agent_id != agent_id or ticket.state is not TicketState.ASSIGNED:
         await workspace.tell_agent(agent_id, "no_active")
         return
-    offer: dict[str, Any] = json.loads(raw)
-    article_id = offer["articles"][int(callback_data.v)]
     article = kb.article(article_id, ticket.lang)
     for part in split_message(article_html(article.title, article.answer)):
-        await workspace.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer_html")
+        await workspace.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer", html=True)
     await workspace.desk.append_context(ticket.id, json.dumps(
         {"role": "agent", "kind": "article", "text": article_id, "lang": ticket.lang, "data": {"title": article.title},
-         "at": workspace._clock()}, ensure_ascii=False))
+         "at": workspace.now()}, ensure_ascii=False))
     await workspace.desk.mark(ticket.id, agent_reply=True)
     if ticket.question and kb.learn(article_id, ticket.question, lang=ticket.lang, source=f"agent:{agent_id}"):
         await workspace.tell_agent(agent_id, "kb_sent", title=article.title, question=ticket.question[:200])
@@ -347,7 +341,9 @@ async def agent_says(message: Message, workspace: AgentWorkspace) -> None:
     agent_id, _ = await _prepare(message, workspace)
     ticket = await _current(message, workspace, agent_id)
     if ticket is not None:
-        await workspace.relay.agent_message(message, ticket)
+        await workspace.relay.agent_message(
+            ticket, message.chat.id, message.message_id, message_kind(message), message.text or message.caption or ""
+        )
 
 
 # ---------------------------------------------------------------------- everyone else

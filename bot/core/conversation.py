@@ -18,8 +18,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot import keys
-from bot.handling import current as current_handling
+from bot.core import keys
+from bot.core.handling import current as current_handling
 
 __all__ = ["ConversationLog", "ConversationState", "DialogStates", "ShownSearch", "Turn"]
 
@@ -34,7 +34,7 @@ class Turn:
     lang: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
-    update: str = ""  # the Telegram update whose handling wrote it (see ``bot.handling``)
+    update: str = ""  # the Telegram update whose handling wrote it (see ``bot.core.handling``)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject, Update
 
-from bot import keys
-from bot.conversation import ConversationLog, Turn
-from bot.handling import handling
-from bot.texts import Texts
+from bot.core.conversation import ConversationLog, Turn
+from bot.core.handling import handling
+from bot.core.texts import Texts
+from bot.telegram import keys
 
 __all__ = ["ChatSequencer", "FloodControl", "UpdateOnce", "update_chat_id"]
 

@@ -13,14 +13,15 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
-from bot.customer_handoff import CustomerHandoff
-from bot.dialog import Action, Customer, CustomerDialog, Reply
-from bot.replies import DialogCallback, TrackCallback, parse_action, send_replies
-from bot.texts import Texts
+from bot.core.dialog import Action, Customer, CustomerDialog, Reply
+from bot.core.texts import Texts
+from bot.telegram.delivery import message_kind
+from bot.telegram.replies import DialogCallback, TrackCallback, parse_action, send_replies
+from bot.telegram.surveys import SurveyMessenger
 from handoff import HandoffDesk
+from handoff.customer import CustomerHandoff
 from handoff.relay import Relay
 from intents import detect_language
-from surveys.handlers import SurveyMessenger
 
 __all__ = ["build_router"]
 
@@ -78,7 +79,7 @@ async def _relayed(message: Message, desk: HandoffDesk, relay: Relay, dialog: Cu
             ticket = replace(ticket, lang=lang)
             if dialog is not None:
                 await dialog.remember_language(message.chat.id, lang)
-    await relay.customer_message(message, ticket)
+    await relay.customer_message(ticket, message.chat.id, message.message_id, message_kind(message), words)
     return True
 
 

@@ -45,8 +45,8 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from bot import keys
-from bot.middlewares import update_chat_id
+from bot.telegram import keys
+from bot.telegram.middlewares import update_chat_id
 
 __all__ = ["Inbox", "poll_telegram", "webhook_handler"]
 

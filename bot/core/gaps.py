@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from bot import keys
-from bot.handling import current as current_handling
+from bot.core import keys
+from bot.core.handling import current as current_handling
 from kb_index.gaps import Gap
 
 __all__ = ["GapLog"]

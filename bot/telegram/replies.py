@@ -16,8 +16,8 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
-from bot.dialog import Action, Button, Reply
-from bot.texts import Texts
+from bot.core.dialog import Action, Button, Reply
+from bot.core.texts import Texts
 
 __all__ = ["DialogCallback", "inline_keyboard", "menu_keyboard", "send_replies"]
 

@@ -10,8 +10,8 @@ import sys
 from aiohttp import web
 
 from bot.factory import Application, build_application
-from bot.inbox import webhook_handler
 from bot.settings import Settings
+from bot.telegram.inbox import webhook_handler
 
 __all__ = ["run_bot", "run_demo"]
 

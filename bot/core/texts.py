@@ -11,7 +11,10 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["Texts", "TextsError"]
+__all__ = ["CUSTOMER_LOCALES", "Texts", "TextsError"]
+
+# What the bot says to customers, in every language it speaks.
+CUSTOMER_LOCALES = Path(__file__).parent / "locales"
 
 
 class TextsError(Exception):
@@ -54,6 +57,10 @@ class Texts:
     def get(self, lang: str | None, key: str, /, **params: object) -> str:
         template = self._catalogue[self.lang(lang)][key]
         return template.format(**params) if params else template
+
+    def keys(self) -> list[str]:
+        """The keys of the catalogue (the same in every language)."""
+        return sorted(self._catalogue[self.default_lang])
 
     def variants(self, key: str) -> set[str]:
         """The text of ``key`` in every language (to recognise a tap on a reply-keyboard button)."""

@@ -1,6 +1,6 @@
 """The update being handled, so that handling it again after a crash repeats none of its side effects.
 
-``UpdateOnce`` (``bot.middlewares``) opens a ``Handling`` around each update. Side effects that must happen once
+``UpdateOnce`` (``bot.telegram.middlewares``) opens a ``Handling`` around each update. Side effects that must happen once
 per update (a message sent, a turn written to the conversation log) number themselves within it: the third
 message this update sends is ``send:3``. A mark per numbered step is kept in Redis with the update; when a
 process dies half-way and the update is handled again, the steps already marked are skipped (a message already

@@ -12,9 +12,9 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import BufferedInputFile, Message
 
-from bot.gaps import GapLog
+from bot.core.gaps import GapLog
+from bot.core.texts import Texts
 from bot.settings import Settings
-from bot.texts import Texts
 from handoff.workspace import AgentDirectory
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from bot.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
-from bot.formatting import article_html, split_message
-from bot.gaps import GapLog
-from bot.texts import Texts
+from bot.core.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
+from bot.core.formatting import article_html, split_message
+from bot.core.gaps import GapLog
+from bot.core.texts import Texts
 from intents import FrustrationState, IntentClassifier, assess, detect_language
 from intents.frustration import ConversationTurn
 from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text

@@ -24,9 +24,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot import keys
-from bot.handling import Handling
-from bot.handling import current as current_handling
+from bot.core.handling import Handling
+from bot.core.handling import current as current_handling
+from bot.telegram import keys
 
 __all__ = ["SENDING_METHODS", "OutgoingLimits", "SendOnce", "SharedPace", "TelegramPacer"]
 
@@ -187,7 +187,7 @@ class TelegramPacer(BaseRequestMiddleware):
 class SendOnce(BaseRequestMiddleware):
     """While an update is handled, each message it sends is sent once, even if it is handled again.
 
-    The n-th sending call of an update stores Telegram's answer under the update's steps (``bot.handling``);
+    The n-th sending call of an update stores Telegram's answer under the update's steps (``bot.core.handling``);
     when a process died half-way and the update is handled again, the calls already made return the stored
     answer instead of sending again. Only a crash in the instant between Telegram's answer and the write to
     Redis can still send one message twice. Register it before the pacer: a skipped call costs no budget.
