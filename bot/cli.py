@@ -17,7 +17,9 @@ from redis.asyncio import Redis
 from bot.factory import build_encoder, build_knowledge_base, build_options_from, thresholds_from, weights_from
 from bot.logs import configure_logging
 from bot.settings import Settings
-from kb_index import KbError, KbSourceError, ReindexSummary, SearchResult
+from intents.errors import IntentDataError
+from kb_index import KbSourceError, ReindexSummary, SearchResult
+from kb_index.errors import ZabotaError
 from kb_index.evaluation import EvalOptions, evaluate
 from kb_index.tuning import TuningOptions
 
@@ -37,10 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.app.log_level, fmt)
     try:
         return int(args.handler(args, settings) or 0)
-    except KbSourceError as exc:
+    except (KbSourceError, IntentDataError) as exc:  # every problem, one a line, with file and line
         print(exc, file=sys.stderr)
         return 2
-    except KbError as exc:
+    except ZabotaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

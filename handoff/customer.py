@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from bot.core.dialog import Action, Button, HandoffOutcome, HandoffReason, HandoffRequest, Reply
+from bot.core.ports import Action, Button, HandoffOutcome, HandoffRequest, Reply
 from bot.core.texts import Texts
-from handoff import HandoffDesk, Outcome, Reason, Ticket, TicketRequest, TicketState, WorkingHours
+from handoff import HandoffDesk, Outcome, Ticket, TicketRequest, TicketState, WorkingHours
 from handoff.relay import Relay
 from handoff.workspace import format_wait_estimate
 
@@ -21,12 +21,6 @@ __all__ = ["CustomerHandoff", "TicketAnnouncer"]
 
 TicketAnnouncer = Callable[[Ticket], Awaitable[None]]
 
-_REASONS = {
-    HandoffReason.ASKED: Reason.ASKED,
-    HandoffReason.BOT_UNSURE: Reason.BOT_UNSURE,
-    HandoffReason.NEGATIVE_FEEDBACK: Reason.NEGATIVE_FEEDBACK,
-    HandoffReason.FRUSTRATION: Reason.FRUSTRATION,
-}
 
 
 class CustomerHandoff:
@@ -57,7 +51,7 @@ class CustomerHandoff:
                 customer_name=customer.name,
                 username=customer.username or "",
                 lang=request.lang,
-                reason=_REASONS[request.reason],
+                reason=request.reason,
                 question=request.question or _last_question(request),
                 frustration=request.frustration,
                 context=tuple(turn.to_json() for turn in request.context),

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from bot.core.conversation import Turn
 from handoff import keys
 from handoff.tickets import Outcome, Reason, Ticket, TicketRequest, TicketState
+from kb_index.errors import ZabotaError
 
 __all__ = ["HandoffDesk", "OpenedTicket", "TakeResult", "TicketNotFound"]
 
 _PRIORITY_STEP = 1e12  # a priority level outweighs any waiting time
 
 
-class TicketNotFound(LookupError):
+class TicketNotFound(ZabotaError, LookupError):
     """No such ticket, or it is not in the state the operation needs."""
 
 
@@ -211,8 +213,9 @@ class HandoffDesk:
     async def context(self, ticket_id: str) -> list[dict[str, object]]:
         return [json.loads(raw) for raw in await self._redis.lrange(keys.context(ticket_id), 0, -1)]
 
-    async def append_context(self, ticket_id: str, turn_json: str) -> None:
-        await self._redis.rpush(keys.context(ticket_id), turn_json)
+    async def append_turn(self, ticket_id: str, turn: Turn) -> None:
+        """Something said or done while the ticket is open, after the turns the bot handed over with it."""
+        await self._redis.rpush(keys.context(ticket_id), turn.to_json())
 
     async def update(self, ticket_id: str, **values: object) -> None:
         await self._redis.hset(keys.ticket(ticket_id), mapping={k: str(v) for k, v in values.items()})

@@ -14,11 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kb_index.errors import ZabotaError
+
 __all__ = [
     "ChannelUnreachable",
     "CustomerChannel",
     "DeliverLater",
     "Delivery",
+    "DeliveryError",
     "DeliveryRefused",
     "OutboxEntry",
     "StaffButton",
@@ -124,7 +127,11 @@ class OutboxEntry:
         )
 
 
-class DeliveryRefused(Exception):
+class DeliveryError(ZabotaError):
+    """What a channel answered the relay instead of a delivered message."""
+
+
+class DeliveryRefused(DeliveryError):
     """The channel will not deliver this message, now or later: the person blocked the bot (``blocked``), or the
     message itself was refused. The relay records it as done (with no message) and moves on."""
 
@@ -133,7 +140,7 @@ class DeliveryRefused(Exception):
         self.blocked = blocked
 
 
-class DeliverLater(Exception):
+class DeliverLater(DeliveryError):
     """The channel asks to be tried again after ``seconds`` (a rate limit); the entry stays pending."""
 
     def __init__(self, seconds: float) -> None:
@@ -141,7 +148,7 @@ class DeliverLater(Exception):
         self.seconds = seconds
 
 
-class ChannelUnreachable(Exception):
+class ChannelUnreachable(DeliveryError):
     """The channel's servers cannot be reached now; the entry stays pending and is tried again."""
 
 

@@ -10,16 +10,15 @@ claimed entry already marked "sent" is only acknowledged).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.core.conversation import Turn
 from handoff import keys
 from handoff.desk import HandoffDesk
 from handoff.lease import Lease
@@ -80,9 +79,9 @@ class Relay:
     async def customer_message(self, ticket: Ticket, chat_id: int, message_id: int, kind: str, text: str) -> None:
         """A message from a customer with an open ticket (``kind`` text, photo, document...; ``text`` its words or
         caption): into the ticket's context, and to his agent as a copy."""
-        turn = {"role": "customer", "kind": "text" if kind == "text" else "media", "text": text,
-                "lang": ticket.lang, "data": {"media": kind} if kind != "text" else {}, "at": time.time()}
-        await self.desk.append_context(ticket.id, json.dumps(turn, ensure_ascii=False))
+        turn = Turn("customer", "text" if kind == "text" else "media", text, ticket.lang,
+                    {"media": kind} if kind != "text" else {})
+        await self.desk.append_turn(ticket.id, turn)
         await self.desk.mark(ticket.id, customer_message=True)
         if ticket.state is TicketState.ASSIGNED:
             await self.enqueue(
@@ -98,9 +97,9 @@ class Relay:
 
     async def agent_message(self, ticket: Ticket, chat_id: int, message_id: int, kind: str, text: str) -> None:
         """An agent's answer: to the customer, as a copy (the agent's own account stays private)."""
-        turn = {"role": "agent", "kind": "text" if kind == "text" else "media", "text": text, "lang": ticket.lang,
-                "data": {"agent_id": ticket.agent_id, "agent": ticket.agent_name}, "at": time.time()}
-        await self.desk.append_context(ticket.id, json.dumps(turn, ensure_ascii=False))
+        turn = Turn("agent", "text" if kind == "text" else "media", text, ticket.lang,
+                    {"agent_id": ticket.agent_id, "agent": ticket.agent_name})
+        await self.desk.append_turn(ticket.id, turn)
         await self.desk.mark(ticket.id, agent_reply=True)
         await self.enqueue(
             OutboxEntry(
@@ -112,8 +111,7 @@ class Relay:
 
     async def customer_text(self, ticket: Ticket, text: str, source: str) -> None:
         """A customer's text from another channel (``source`` names it once): as ``customer_message`` does."""
-        turn = {"role": "customer", "kind": "text", "text": text, "lang": ticket.lang, "data": {}, "at": time.time()}
-        await self.desk.append_context(ticket.id, json.dumps(turn, ensure_ascii=False))
+        await self.desk.append_turn(ticket.id, Turn("customer", "text", text, ticket.lang))
         await self.desk.mark(ticket.id, customer_message=True)
         if ticket.state is TicketState.ASSIGNED:
             entry = OutboxEntry(to=ticket.agent_id or 0, direction="to_agent", ticket=ticket.id,

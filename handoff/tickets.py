@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
+from bot.core.ports import HandoffReason
+
 __all__ = ["Outcome", "Reason", "Ticket", "TicketRequest", "TicketState"]
 
 
@@ -14,12 +16,8 @@ class TicketState(StrEnum):
     CLOSED = "closed"
 
 
-class Reason(StrEnum):
-    ASKED = "asked_for_person"
-    BOT_UNSURE = "bot_unsure"
-    NEGATIVE_FEEDBACK = "negative_feedback"
-    FRUSTRATION = "frustration"
-
+# Why a customer was handed to a person: the dialog's reasons, one type for both.
+Reason = HandoffReason
 
 class Outcome(StrEnum):
     RESOLVED = "resolved"  # the agent solved it

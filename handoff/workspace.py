@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bot.core.conversation import Turn
 from bot.core.texts import Texts
 from handoff import keys
 from handoff.desk import HandoffDesk, TakeResult
@@ -118,8 +119,7 @@ class AgentWorkspace:
 
     async def remember_agent(self, agent_id: int, first_name: str, language_code: str | None) -> None:
         """The agent's language for texts, and a display name customers see until he sets his own."""
-        lang = (language_code or "").split("-")[0]
-        await self._redis.hset(keys.agent(agent_id), "lang", "uk" if lang == "ua" else lang)
+        await self._redis.hset(keys.agent(agent_id), "lang", self.texts.for_code(language_code))
         if not await self.desk.agent_name(agent_id):
             await self.desk.set_agent_name(agent_id, first_name)
 
@@ -368,9 +368,7 @@ class AgentWorkspace:
             return False
         text = self.canned.get(ticket.lang, name, name=ticket.customer_name, agent=await self.display_name(agent_id))
         await self.relay.send_text(ticket.chat_id, text, ticket.id, direction="to_customer")
-        await self.desk.append_context(ticket.id, json.dumps(
-            {"role": "agent", "kind": "text", "text": text, "lang": ticket.lang, "data": {"canned": name},
-             "at": self._clock()}, ensure_ascii=False))
+        await self.desk.append_turn(ticket.id, Turn("agent", "text", text, ticket.lang, {"canned": name}, self._clock()))
         await self.desk.mark(ticket.id, agent_reply=True)
         return True
 

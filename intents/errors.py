@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from kb_index.errors import SourceProblem
+from kb_index.errors import SourceProblem, ZabotaError
 
 __all__ = ["DataProblem", "IntentDataError", "IntentModelError", "IntentsError"]
 
 
-class IntentsError(Exception):
+class IntentsError(ZabotaError):
     """Base of every error raised by ``intents``."""
 
 

@@ -1,10 +1,24 @@
-"""Errors of the knowledge-base package.
+"""The root of every error Zabota raises on purpose, and the errors of the knowledge-base package.
 
-    KbError
-     ├── KbSourceError          a knowledge-base source has problems; carries every one, with file and line
-     ├── ModelPreparationError  the encoder could not be prepared, verified or loaded
-     ├── IndexUnavailableError  no index version has been built yet, or the current one cannot be read
-     └── UnknownArticleError    an article id that the current index does not have
+``ZabotaError`` lives here, in the package every other one builds on, so that each package's errors can derive
+from it without an import against the grain. The whole tree:
+
+    ZabotaError
+     ├── KbError                        (kb_index.errors)
+     │    ├── KbSourceError             a knowledge-base source has problems; carries every one, with file and line
+     │    ├── ModelPreparationError     the encoder could not be prepared, verified or loaded
+     │    ├── IndexUnavailableError     no index version has been built yet, or the current one cannot be read
+     │    └── UnknownArticleError       an article id that the current index does not have
+     ├── IntentsError                   (intents.errors)
+     │    ├── IntentDataError           a training-data file has problems; carries every one, with file and line
+     │    └── IntentModelError          a saved intent model is missing, incomplete, or for another encoder
+     ├── TextsError                     (bot.core.texts) a locale file is missing or disagrees with the others
+     ├── TicketNotFound                 (handoff.desk) no such ticket; also a LookupError
+     ├── DeliveryError                  (handoff.ports) what a channel answered the relay
+     │    ├── DeliveryRefused           never deliverable (blocked bot, refused message)
+     │    ├── DeliverLater              rate-limited: try again after some seconds
+     │    └── ChannelUnreachable        the channel's servers cannot be reached now
+     └── RasaApiError                   (bot.rasa.bridge) Rasa's HTTP API refused a call
 """
 
 from __future__ import annotations
@@ -18,10 +32,15 @@ __all__ = [
     "ModelPreparationError",
     "SourceProblem",
     "UnknownArticleError",
+    "ZabotaError",
 ]
 
 
-class KbError(Exception):
+class ZabotaError(Exception):
+    """Base of every error Zabota raises on purpose (see the tree above)."""
+
+
+class KbError(ZabotaError):
     """Base of every error raised by ``kb_index``."""
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from bot.core.dialog import Button, Customer, Reply
+from bot.core.ports import Button, Customer, Reply
 from handoff import HandoffDesk, Outcome, Ticket
 from handoff.lease import Lease, run_periodically
 from handoff.relay import Relay

@@ -15,116 +15,33 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol
 
 from bot.core.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.core.formatting import article_html, split_message
 from bot.core.gaps import GapLog
+from bot.core.ports import (
+    Action,
+    Button,
+    Customer,
+    HandoffPort,
+    HandoffReason,
+    HandoffRequest,
+    Reply,
+    SurveyPort,
+)
 from bot.core.texts import Texts
-from intents import FrustrationState, IntentClassifier, assess, detect_language
+from intents import FrustrationState, IntentClassifier, assess, detect_language, normalize_language_code
 from intents.frustration import ConversationTurn
 from kb_index import Decision, KnowledgeBase, SearchResult, normalize_text
 from kb_index.gaps import Gap
 
-__all__ = [
-    "Action",
-    "Button",
-    "Customer",
-    "CustomerDialog",
-    "HandoffOutcome",
-    "HandoffPort",
-    "HandoffReason",
-    "HandoffRequest",
-    "Reply",
-    "SurveyPort",
-]
+__all__ = ["CustomerDialog", "SearchObserver"]
 
 log = logging.getLogger(__name__)
 
 # Reasons that hand the conversation to a person at once; the others only flag it for the agent.
 _STRONG_FRUSTRATION = {"insult", "repeated_question", "negative_feedback_twice"}
-
-
-@dataclass(frozen=True)
-class Customer:
-    chat_id: int
-    user_id: int
-    name: str
-    username: str | None = None
-    language_code: str | None = None
-
-
-class Action(StrEnum):
-    """What a button under a bot message does (packed into Telegram's callback data at the edge)."""
-
-    HELPED = "y"
-    NOT_HELPED = "n"
-    HUMAN = "h"
-    CHOOSE = "c"
-    NONE_OF_THESE = "x"
-    CANCEL_WAIT = "w"  # the customer found the answer while waiting for a person
-
-
-@dataclass(frozen=True)
-class Button:
-    text: str
-    action: Action | None
-    search_id: str = ""  # the search the button belongs to (or the ticket, for CANCEL_WAIT)
-    index: int = 0
-    callback: str = ""  # ready-made callback data of another feature (a survey), used instead of the above
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One message to the customer."""
-
-    text: str
-    buttons: tuple[tuple[Button, ...], ...] = ()
-    html: bool = False
-    menu: bool = False  # attach the persistent menu (reply keyboard)
-    track: str = ""  # remember the sent message under this name (e.g. a ticket's status, edited later)
-
-
-class HandoffReason(StrEnum):
-    ASKED = "asked_for_person"
-    BOT_UNSURE = "bot_unsure"
-    NEGATIVE_FEEDBACK = "negative_feedback"
-    FRUSTRATION = "frustration"
-
-
-@dataclass(frozen=True)
-class HandoffRequest:
-    customer: Customer
-    reason: HandoffReason
-    lang: str
-    question: str
-    frustration: tuple[str, ...] = ()
-    context: tuple[Turn, ...] = ()
-
-
-@dataclass(frozen=True)
-class HandoffOutcome:
-    """What the customer is told after asking for a person: texts already in his language."""
-
-    replies: tuple[Reply, ...]
-    ticket_id: str = ""
-
-
-class HandoffPort(Protocol):
-    """The hand-off desk as the dialog sees it."""
-
-    async def request(self, request: HandoffRequest) -> HandoffOutcome: ...
-
-
-class SurveyPort(Protocol):
-    """The surveys as the dialog sees them: a bot answer given, the customer speaking, an answer that helped."""
-
-    async def answer_given(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> None: ...
-
-    async def customer_spoke(self, chat_id: int) -> None: ...
-
-    async def after_helped(self, customer: Customer, lang: str, dialog: str, articles: list[str]) -> Reply | None: ...
 
 
 class SearchObserver(Protocol):
@@ -507,10 +424,10 @@ class CustomerDialog:
 
 
 def _language_from_code(code: str | None) -> str:
-    if not code:
-        return ""
-    base = code.lower().split("-")[0]
-    return {"ua": "uk"}.get(base, base) if base in ("ru", "uk", "ua", "en") else ""
+    """The customer's Telegram language where it is one the bot speaks ("" for another: then what he wrote
+    before decides, not a guess from his app's language)."""
+    lang = normalize_language_code(code)
+    return lang if lang is not None and code and code.lower()[:2] in ("ru", "uk", "ua", "en") else ""
 
 
 def _strongly_frustrated(state: FrustrationState) -> bool:

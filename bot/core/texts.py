@@ -11,13 +11,16 @@ from pathlib import Path
 
 import yaml
 
+from intents.language import normalize_language_code
+from kb_index.errors import ZabotaError
+
 __all__ = ["CUSTOMER_LOCALES", "Texts", "TextsError"]
 
 # What the bot says to customers, in every language it speaks.
 CUSTOMER_LOCALES = Path(__file__).parent / "locales"
 
 
-class TextsError(Exception):
+class TextsError(ZabotaError):
     """A locale file is missing, unreadable, or disagrees with the other languages."""
 
 
@@ -53,6 +56,10 @@ class Texts:
     def lang(self, lang: str | None) -> str:
         """``lang`` if there are texts in it, otherwise the default language."""
         return lang if lang in self._catalogue else self.default_lang
+
+    def for_code(self, code: str | None) -> str:
+        """The language to speak to someone whose app (Telegram's ``language_code``) is set to ``code``."""
+        return self.lang(normalize_language_code(code))
 
     def get(self, lang: str | None, key: str, /, **params: object) -> str:
         template = self._catalogue[self.lang(lang)][key]

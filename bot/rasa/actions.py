@@ -30,8 +30,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.core.dialog import Customer, HandoffReason, HandoffRequest
 from bot.core.gaps import GapLog
+from bot.core.ports import Customer, HandoffReason, HandoffRequest
 from bot.core.texts import Texts
 from bot.rasa.channel import (
     ARTICLE_ENTITY,

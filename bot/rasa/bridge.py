@@ -25,13 +25,14 @@ from bot.rasa.channel import OutboxMessage, RasaConversations, RasaOutbox
 from handoff import HandoffDesk
 from handoff.lease import Lease
 from handoff.relay import Relay
+from kb_index.errors import ZabotaError
 
 __all__ = ["RasaApiError", "RasaBridge"]
 
 log = logging.getLogger(__name__)
 
 
-class RasaApiError(Exception):
+class RasaApiError(ZabotaError):
     """Rasa's HTTP API refused a call or could not be reached (it is retried on the next pass)."""
 
 

@@ -149,7 +149,7 @@ class FloodControl(BaseMiddleware):
             _, count = await pipe.execute()
         if int(count) <= self.limit:
             return await handler(event, data)
-        lang = self._texts.lang((event.from_user.language_code or "").split("-")[0])
+        lang = self._texts.for_code(event.from_user.language_code)
         await self._log.append(chat_id, Turn("customer", "flooded", event.text or event.caption or "", lang))
         if await self._redis.set(keys.flood_warned(chat_id), "1", nx=True, ex=self.window):
             await event.answer(self._texts.get(lang, "flood"))

@@ -16,7 +16,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
-from bot.core.dialog import Action, Button, Reply
+from bot.core.ports import Action, Button, Reply
 from bot.core.texts import Texts
 
 __all__ = ["DialogCallback", "inline_keyboard", "menu_keyboard", "send_replies"]

@@ -77,7 +77,7 @@ class SurveyMessenger:
         result = await self.service.tap(data.i, query.from_user.id, data.q, value)
         survey = result.survey
         texts = self.questions.texts
-        lang = survey.lang if survey is not None else texts.lang((query.from_user.language_code or "")[:2])
+        lang = survey.lang if survey is not None else texts.for_code(query.from_user.language_code)
         if result.outcome is not TapOutcome.ACCEPTED:
             notice = {
                 TapOutcome.EXPIRED: "survey_closed",

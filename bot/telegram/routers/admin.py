@@ -35,8 +35,7 @@ class IsAdmin(Filter):
 
 
 def _lang(message: Message, texts: Texts) -> str:
-    code = (message.from_user.language_code or "") if message.from_user else ""
-    return texts.lang(code.split("-")[0])
+    return texts.for_code(message.from_user.language_code if message.from_user else None)
 
 
 def _days(command: CommandObject, default: int = 30) -> int:

@@ -7,7 +7,6 @@ to that message's customer. Commands: /online /offline /next /queue /tickets /sw
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, Message
 
+from bot.core.conversation import Turn
 from bot.core.formatting import article_html, split_message
 from bot.telegram.delivery import message_kind
 from bot.telegram.staff import TicketCallback, markup
@@ -323,9 +323,9 @@ async def kb_attach(query: CallbackQuery, callback_data: TicketCallback, workspa
     article = kb.article(article_id, ticket.lang)
     for part in split_message(article_html(article.title, article.answer)):
         await workspace.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer", html=True)
-    await workspace.desk.append_context(ticket.id, json.dumps(
-        {"role": "agent", "kind": "article", "text": article_id, "lang": ticket.lang, "data": {"title": article.title},
-         "at": workspace.now()}, ensure_ascii=False))
+    await workspace.desk.append_turn(
+        ticket.id, Turn("agent", "article", article_id, ticket.lang, {"title": article.title}, workspace.now())
+    )
     await workspace.desk.mark(ticket.id, agent_reply=True)
     if ticket.question and kb.learn(article_id, ticket.question, lang=ticket.lang, source=f"agent:{agent_id}"):
         await workspace.tell_agent(agent_id, "kb_sent", title=article.title, question=ticket.question[:200])
@@ -351,13 +351,12 @@ async def agent_says(message: Message, workspace: AgentWorkspace) -> None:
 
 async def refuse_command(message: Message, agent_texts: Any) -> None:
     """A customer typing an agent's or admin's command gets a plain refusal and learns nothing else."""
-    lang = (message.from_user.language_code or "") if message.from_user else ""
-    await message.answer(agent_texts.get(agent_texts.lang(lang.split("-")[0]), "not_agent"))
+    code = message.from_user.language_code if message.from_user else None
+    await message.answer(agent_texts.get(agent_texts.for_code(code), "not_agent"))
 
 
 async def refuse_button(query: CallbackQuery, agent_texts: Any) -> None:
-    lang = (query.from_user.language_code or "").split("-")[0]
-    await query.answer(agent_texts.get(agent_texts.lang(lang), "not_agent"), show_alert=True)
+    await query.answer(agent_texts.get(agent_texts.for_code(query.from_user.language_code), "not_agent"), show_alert=True)
 
 
 def build_agents_router() -> Router:

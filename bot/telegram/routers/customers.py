@@ -13,7 +13,8 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
-from bot.core.dialog import Action, Customer, CustomerDialog, Reply
+from bot.core.dialog import CustomerDialog
+from bot.core.ports import Action, Customer, Reply
 from bot.core.texts import Texts
 from bot.telegram.delivery import message_kind
 from bot.telegram.replies import DialogCallback, TrackCallback, parse_action, send_replies
