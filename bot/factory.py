@@ -34,8 +34,9 @@ from bot.telegram.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPa
 from bot.telegram.staff import TelegramCustomers, TelegramStaff
 from bot.telegram.surveys import SurveyMessenger
 from bot.telegram.surveys import build_router as build_surveys_router
-from handoff import HandoffDesk, Ticket, WorkingHours
+from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
+from handoff.events import HandoffEvents
 from handoff.monitor import QueueMonitor
 from handoff.relay import Relay
 from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
@@ -282,24 +283,16 @@ async def build_application(
     bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
     staff = TelegramStaff(bot)
-    customer_handoff = CustomerHandoff(desk, texts, hours)
-    workspace_ref: list[AgentWorkspace] = []
-
-    async def waiting_message(ticket: Ticket) -> None:
-        await customer_handoff.acknowledge_waiting(ticket, relay)
-
-    async def closed_by_customer(ticket: Ticket) -> None:
-        await workspace_ref[0].closed_by_customer(ticket)
-
+    events = HandoffEvents()  # each party below is subscribed to what it must hear, once all exist
     relay = Relay(
         redis,
         desk,
         # customers of a Rasa assistant (``zabota actions``) first; every other chat is a Telegram one
         [RasaOutbox(redis), TelegramDelivery(bot)],
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
-        on_waiting_message=waiting_message,
-        on_customer_closed=closed_by_customer,
+        events=events,
     )
+    customer_handoff = CustomerHandoff(desk, texts, hours, relay)
     workspace = AgentWorkspace(
         redis,
         desk,
@@ -311,8 +304,6 @@ async def build_application(
         canned=load_canned(hs.canned_replies_dir, default_lang),
         article_title=lambda article_id, lang: kb.article(article_id, lang).title,
     )
-    workspace_ref.append(workspace)
-    customer_handoff.announce = workspace.announce
     monitor = QueueMonitor(
         redis,
         workspace,
@@ -359,8 +350,11 @@ async def build_application(
         enabled=ss.enabled,
         silence_seconds=ss.assumed_resolved_minutes * 60,
     )
-    relay.on_delivered = survey_triggers.delivered
-    workspace.on_ticket_closed.append(survey_triggers.ticket_closed)
+    events.ticket_opened.append(workspace.announce)
+    events.waiting_message.append(customer_handoff.acknowledge_waiting)
+    events.closed_by_customer.append(workspace.closed_by_customer)
+    events.ticket_closed.append(survey_triggers.ticket_closed)
+    events.delivered.append(survey_triggers.delivered)
     dialog = CustomerDialog(
         kb,
         intent_classifier,

@@ -8,18 +8,17 @@ outside working hours, or who is already talking with him.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.core.ports import Action, Button, HandoffOutcome, HandoffRequest, Reply
 from bot.core.texts import Texts
 from handoff import HandoffDesk, Outcome, Ticket, TicketRequest, TicketState, WorkingHours
+from handoff.events import HandoffEvents
 from handoff.relay import Relay
 from handoff.workspace import format_wait_estimate
 
-__all__ = ["CustomerHandoff", "TicketAnnouncer"]
-
-TicketAnnouncer = Callable[[Ticket], Awaitable[None]]
+__all__ = ["CustomerHandoff"]
 
 
 
@@ -31,14 +30,16 @@ class CustomerHandoff:
         desk: HandoffDesk,
         texts: Texts,
         hours: WorkingHours,
+        relay: Relay,
         *,
-        announce: TicketAnnouncer | None = None,
+        events: HandoffEvents | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.desk = desk
         self.texts = texts
         self.hours = hours
-        self.announce = announce
+        self.relay = relay
+        self.events = events or relay.events
         self._clock = clock
 
     async def request(self, request: HandoffRequest, *, channel: str = "telegram") -> HandoffOutcome:
@@ -63,8 +64,7 @@ class CustomerHandoff:
         if not opened.created:
             return HandoffOutcome((await self._standing(ticket, lang, again=True),), ticket.id)
         reply = await self._standing(ticket, lang, again=False)
-        if self.announce is not None:
-            await self.announce(ticket)
+        await self.events.opened(ticket)
         return HandoffOutcome((reply,), ticket.id)
 
     async def _standing(self, ticket: Ticket, lang: str, *, again: bool) -> Reply:
@@ -107,13 +107,13 @@ class CustomerHandoff:
             return self.texts.get(lang, "opening_tomorrow", time=clock)
         return self.texts.get(lang, "opening_date", date=opening.strftime("%d.%m"), time=clock)
 
-    async def acknowledge_waiting(self, ticket: Ticket, relay: Relay) -> None:
+    async def acknowledge_waiting(self, ticket: Ticket) -> None:
         """A waiting customer who writes again hears where he stands, at most once every few minutes."""
         if not await self.desk.once_per(ticket.id, "waiting-ack", 300):
             return
         position = await self.desk.position(ticket.id) or 1
         text = self.texts.get(ticket.lang, "handoff_already_waiting", position=position, eta=await self.eta(position, ticket.lang))
-        await relay.send_text(ticket.chat_id, text, ticket.id)
+        await self.relay.send_text(ticket.chat_id, text, ticket.id)
 
     async def cancel(self, chat_id: int, ticket_id: str, lang: str) -> tuple[Reply, Ticket | None]:
         """The customer found the answer himself: the ticket closes as resolved by him."""
@@ -121,6 +121,7 @@ class CustomerHandoff:
         if ticket is None or not ticket.is_open or ticket.chat_id != chat_id:
             return Reply(self.texts.get(lang, "cancel_none")), None
         closed = await self.desk.close(ticket_id, Outcome.CUSTOMER_RESOLVED, closed_by="customer")
+        await self.events.cancelled_by_customer(closed)
         return Reply(self.texts.get(lang, "handoff_cancelled")), closed
 
 

@@ -75,7 +75,7 @@ class OutboxEntry:
 
     Either words (``text``, ``html`` when it is HTML) or a copy of a message the other side sent on its channel
     (``source_chat``/``source_message``, of ``kind`` photo, document...), under an optional ``header`` line.
-    ``buttons`` are rows of (label, data) pairs; ``track`` names the message for the relay's ``on_delivered``.
+    ``buttons`` are rows of (label, data) pairs; ``track`` names the message for ``HandoffEvents.delivered``.
     """
 
     to: int

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.core.conversation import Turn
 from handoff import keys
 from handoff.desk import HandoffDesk
+from handoff.events import HandoffEvents
 from handoff.lease import Lease
 from handoff.ports import ChannelUnreachable, DeliverLater, Delivery, DeliveryRefused, OutboxEntry
 from handoff.tickets import Ticket, TicketState
@@ -40,9 +41,6 @@ end
 return false
 """
 
-Notify = Callable[[Ticket], Awaitable[None]]
-# (what the entry was tracked as, the delivered message id or 0, "" or "blocked" or "refused")
-Delivered = Callable[[str, int, str], Awaitable[None]]
 
 
 class Relay:
@@ -55,9 +53,7 @@ class Relay:
         channels: Sequence[Delivery],
         *,
         header: Callable[[Ticket], str],
-        on_waiting_message: Notify | None = None,
-        on_customer_closed: Notify | None = None,
-        on_delivered: Delivered | None = None,
+        events: HandoffEvents | None = None,
         claim_idle_ms: int = 5_000,
     ) -> None:
         """``channels``: where messages go, tried in order; the first that reaches a chat delivers to it."""
@@ -65,9 +61,7 @@ class Relay:
         self.desk = desk
         self.channels = list(channels)
         self._header = header
-        self._on_waiting_message = on_waiting_message
-        self._on_customer_closed = on_customer_closed
-        self.on_delivered = on_delivered
+        self.events = events or HandoffEvents()
         self._claim_idle_ms = claim_idle_ms
         self._consumer = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         self._lease = Lease(redis, keys.RELAY_LEADER, 10.0, owner=self._consumer)
@@ -92,8 +86,8 @@ class Relay:
                 ),
                 once=f"{chat_id}:{message_id}",
             )
-        elif self._on_waiting_message is not None:
-            await self._on_waiting_message(ticket)
+        else:
+            await self.events.customer_wrote_while_waiting(ticket)
 
     async def agent_message(self, ticket: Ticket, chat_id: int, message_id: int, kind: str, text: str) -> None:
         """An agent's answer: to the customer, as a copy (the agent's own account stays private)."""
@@ -117,8 +111,8 @@ class Relay:
             entry = OutboxEntry(to=ticket.agent_id or 0, direction="to_agent", ticket=ticket.id,
                                 text=f"{self._header(ticket)}\n{text}")
             await self.enqueue(entry, once=source)
-        elif self._on_waiting_message is not None:
-            await self._on_waiting_message(ticket)
+        else:
+            await self.events.customer_wrote_while_waiting(ticket)
 
     async def send_text(
         self,
@@ -133,7 +127,7 @@ class Relay:
     ) -> None:
         """A text from the bot itself, delivered in order with the relayed messages of the same ticket.
 
-        ``buttons``: rows of (label, data); ``track`` names the message for the ``on_delivered`` hook.
+        ``buttons``: rows of (label, data); ``track`` names the message for ``HandoffEvents.delivered``.
         """
         await self.enqueue(OutboxEntry(to=chat_id, direction=direction, ticket=ticket_id, text=text, html=html,
                                        buttons=buttons, track=track))
@@ -146,10 +140,6 @@ class Relay:
         flat = [item for pair in fields.items() for item in pair]
         added = await self._enqueue_once(keys=[f"{keys.PREFIX}:enqueued:{once}", keys.OUTBOX], args=[_ONCE_TTL, *flat])
         return str(added) if added else None
-
-    async def ticket_closed_by_customer(self, ticket: Ticket) -> None:
-        if self._on_customer_closed is not None:
-            await self._on_customer_closed(ticket)
 
     # ------------------------------------------------------------------ deliver
 
@@ -207,8 +197,8 @@ class Relay:
         except DeliveryRefused as exc:
             log.warning("relay: entry %s for ticket %s not delivered: %s", entry_id, entry.ticket, exc)
             shown = []
-            if entry.track and self.on_delivered is not None:
-                await self.on_delivered(entry.track, 0, "blocked" if exc.blocked else "refused")
+            if entry.track:
+                await self.events.was_delivered(entry.track, 0, "blocked" if exc.blocked else "refused")
         message_id = shown[-1] if shown else 0
         await self._redis.set(sent_key, str(message_id), ex=7 * 24 * 3600)
         await self._redis.xack(keys.OUTBOX, GROUP, entry_id)
@@ -216,8 +206,8 @@ class Relay:
         if entry.direction == "to_agent" and entry.ticket:
             for shown_id in shown:
                 await self.desk.remember_relay(entry.to, shown_id, entry.ticket)
-        if message_id and entry.track and self.on_delivered is not None:
-            await self.on_delivered(entry.track, message_id, "")
+        if message_id and entry.track:
+            await self.events.was_delivered(entry.track, message_id, "")
 
     def _channel(self, chat_id: int) -> Delivery:
         for channel in self.channels:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,6 @@ __all__ = ["AgentDirectory", "AgentWorkspace", "format_duration", "format_wait_e
 
 log = logging.getLogger(__name__)
 
-TicketClosed = Callable[[Ticket], Awaitable[None]]
 
 
 @dataclass
@@ -97,7 +96,6 @@ class AgentWorkspace:
         *,
         canned: Texts | None = None,
         article_title: Callable[[str, str], str] | None = None,
-        on_ticket_closed: Sequence[TicketClosed] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
@@ -109,7 +107,7 @@ class AgentWorkspace:
         self.customer_texts = customer_texts
         self.canned = canned
         self._article_title = article_title
-        self.on_ticket_closed = list(on_ticket_closed)
+        self.events = relay.events
         self._clock = clock
 
     # ------------------------------------------------------------------ helpers
@@ -306,11 +304,7 @@ class AgentWorkspace:
 
     async def _closed(self, ticket: Ticket) -> None:
         await self._retire_announcements(ticket)
-        for callback in self.on_ticket_closed:
-            try:
-                await callback(ticket)
-            except Exception:  # one failing subscriber (e.g. a survey) must not undo the close
-                log.exception("after closing %s", ticket.id)
+        await self.events.closed(ticket)
 
     async def closed_by_customer(self, ticket: Ticket) -> None:
         """The customer cancelled ("I found the answer"): his agent, if any, is told."""

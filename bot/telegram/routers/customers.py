@@ -173,10 +173,8 @@ async def dialog_button(
         return
     if action is Action.CANCEL_WAIT:
         lang = await _lang(dialog, chat_id)
-        reply, closed = await customer_handoff.cancel(chat_id, callback_data.s, lang)
+        reply, _ = await customer_handoff.cancel(chat_id, callback_data.s, lang)
         await _reply(bot, chat_id, [reply], dialog.texts, lang, track_sent)
-        if closed is not None:
-            await relay.ticket_closed_by_customer(closed)
         return
     replies = await dialog.button(customer, action, callback_data.s, callback_data.i)
     await _reply(bot, chat_id, replies, dialog.texts, await _lang(dialog, chat_id), track_sent)
