@@ -508,13 +508,13 @@ def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.telegram.runner import run_bot
+    from bot.runner import run_bot
 
     return asyncio.run(run_bot(settings, webhook=args.webhook))
 
 
 def _actions(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.rasa.server import run_action_server
+    from bot.runner import run_action_server
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
@@ -523,7 +523,7 @@ def _actions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.telegram.runner import run_demo
+    from bot.runner import run_demo
 
     return asyncio.run(run_demo(settings, lang=args.lang, agent=not args.no_agent))
 

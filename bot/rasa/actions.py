@@ -3,7 +3,7 @@
 Each action is a thin adapter over a service the Telegram bot uses: it reads Rasa's tracker, calls the service,
 and turns the outcome into utterances (in the customer's language) and slot events a story, rule or flow can
 branch on. The actions take their services in ``__init__`` and are registered as instances
-(``bot.rasa.server.build_actions``).
+(``bot.runner.build_actions``).
 
 Slots the actions set (declare them in the domain; ``docs/rasa.md`` has one ready):
 

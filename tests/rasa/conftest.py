@@ -30,7 +30,7 @@ from bot.rasa.actions import (
     SLOT_SURVEY_QUESTION,
     SLOT_TICKET,
 )
-from bot.rasa.server import build_executor
+from bot.runner import build_executor
 from tests.harness import Running
 
 RASA_VERSION = "3.21.0"  # the rasa-sdk release line the action server runs (rasa-sdk warns on others)

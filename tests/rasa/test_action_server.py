@@ -10,7 +10,8 @@ import aiohttp
 from pydantic import SecretStr
 from rasa_sdk.executor import ActionExecutor
 
-from bot.rasa.server import ActionServer, run_action_server
+from bot.rasa.server import ActionServer
+from bot.runner import run_action_server
 from bot.settings import ActionsSettings, Settings, TelegramSettings
 from kb_index import Encoder
 from tests.harness import Running

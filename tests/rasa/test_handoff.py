@@ -12,7 +12,8 @@ from rasa_sdk.executor import ActionExecutor
 from bot.emulator import EmulatedUser
 from bot.rasa import RasaConversations, RasaOutbox
 from bot.rasa.bridge import RasaBridge
-from bot.rasa.server import ActionServer, build_bridge
+from bot.rasa.server import ActionServer
+from bot.runner import build_bridge
 from bot.settings import ActionsSettings
 from handoff.ports import OutboxEntry
 from handoff.tickets import TicketState

@@ -1,4 +1,5 @@
-"""Running the application: long polling, webhook mode, and the terminal demo against the emulator."""
+"""Running the application: the Telegram bot (long polling, webhook mode), the terminal demo against the
+emulator, and the Rasa action server (``zabota actions``) with its bridge."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import signal
 import sys
 
 from aiohttp import web
+from rasa_sdk import Action
+from rasa_sdk.executor import ActionExecutor
 
 from bot.factory import Application, build_application
+from bot.rasa.actions import AskSurveyAction, HandoffAction, KbAnswerAction, RecordSurveyAnswerAction
+from bot.rasa.bridge import RasaBridge
+from bot.rasa.channel import RasaConversations, RasaOutbox
+from bot.rasa.server import ActionServer
 from bot.settings import Settings
 from bot.telegram.inbox import webhook_handler
+from kb_index import Encoder
+from surveys import Question
 
-__all__ = ["run_bot", "run_demo"]
+__all__ = ["build_actions", "build_bridge", "build_executor", "run_action_server", "run_bot", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -129,4 +138,70 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
         await asyncio.gather(polling, return_exceptions=True)
         await app.close()
         await emulator.stop()
+    return 0
+
+
+# ---------------------------------------------------------------------- the Rasa action server
+
+
+def build_actions(app: Application, conversations: RasaConversations) -> list[Action]:
+    """The Zabota actions, each with the services the Telegram bot uses."""
+    questions, alerts = app.survey_questions, app.survey_alerts
+    surveys_on = app.settings.surveys.enabled
+    return [
+        KbAnswerAction(app.kb, app.texts, conversations, app.surveys, questions, alerts, gaps=app.gap_log),
+        HandoffAction(app.customer_handoff, app.texts, conversations),
+        AskSurveyAction(Question.CSAT, app.surveys, questions, app.desk, conversations, app.texts, enabled=surveys_on),
+        AskSurveyAction(Question.CES, app.surveys, questions, app.desk, conversations, app.texts, enabled=surveys_on),
+        RecordSurveyAnswerAction(app.surveys, questions, alerts, conversations, app.texts),
+    ]
+
+
+def build_executor(app: Application, conversations: RasaConversations | None = None) -> ActionExecutor:
+    executor = ActionExecutor()
+    for action in build_actions(app, conversations or RasaConversations(app.redis)):
+        executor.register_action(action)
+    return executor
+
+
+def build_bridge(app: Application, conversations: RasaConversations | None = None) -> RasaBridge:
+    actions = app.settings.actions
+    return RasaBridge(
+        app.redis,
+        conversations or RasaConversations(app.redis),
+        RasaOutbox(app.redis),
+        app.desk,
+        app.relay,
+        rasa_url=actions.rasa_url,
+        token=actions.rasa_token.get_secret_value(),
+        output_channel=actions.output_channel,
+        poll_seconds=actions.poll_seconds,
+    )
+
+
+async def run_action_server(
+    settings: Settings, *, encoder: Encoder | None = None, stop: asyncio.Event | None = None
+) -> int:
+    """Serve the actions on ACTIONS_HOST:ACTIONS_PORT, with the bridge to Rasa beside them, until ``stop`` is set
+    (by default: until SIGINT or SIGTERM)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    app = await build_application(settings, encoder=encoder)
+    conversations = RasaConversations(app.redis)
+    tasks = {
+        asyncio.create_task(build_bridge(app, conversations).run(stop), name="rasa-bridge"),
+        asyncio.create_task(app.kb.watch(stop, settings.kb.refresh_seconds), name="index-watch"),
+    }
+    try:
+        async with ActionServer(build_executor(app, conversations), host=settings.actions.host,
+                                port=settings.actions.port) as server:
+            log.info("Rasa actions on %s (POST /webhook); Rasa's API at %s", server.url, settings.actions.rasa_url)
+            await stop.wait()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.close()
     return 0
