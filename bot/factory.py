@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -328,7 +328,7 @@ async def build_application(
         if survey.ticket_id:
             turns = await desk.context(survey.ticket_id)
         else:
-            turns = [asdict(turn) for turn in await conversation_log.recent(survey.chat_id, 20)]
+            turns = await conversation_log.recent(survey.chat_id, 20)
         return workspace.transcript(turns, agent_texts.default_lang)
 
     survey_questions = SurveyQuestions(Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang))

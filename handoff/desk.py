@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from bot.core.conversation import Turn
+from bot.core.redis_values import fields_of, optional_text, text_map, texts
 from handoff import keys
 from handoff.tickets import Outcome, Reason, Ticket, TicketRequest, TicketState
 from kb_index.errors import ZabotaError
@@ -136,7 +138,7 @@ class HandoffDesk:
             # The winner may not have written its ticket yet: wait for it rather than open a second one. A pointer
             # whose ticket never appears (its process died in between) or is closed is taken over.
             for _ in range(50):
-                holder = await self._redis.get(keys.customer(request.chat_id))
+                holder = optional_text(await self._redis.get(keys.customer(request.chat_id)))
                 held = await self.get(holder) if holder else None
                 if held is not None:
                     if held.is_open:
@@ -165,7 +167,7 @@ class HandoffDesk:
             channel=request.channel,
         )
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.ticket(ticket_id), mapping=ticket.to_redis())
+            pipe.hset(keys.ticket(ticket_id), mapping=fields_of(ticket.to_redis()))
             if request.context:
                 pipe.rpush(keys.context(ticket_id), *request.context)
                 pipe.expire(keys.context(ticket_id), self._context_ttl)
@@ -177,7 +179,7 @@ class HandoffDesk:
         return OpenedTicket(ticket, created=True)
 
     async def _is_repeat_contact(self, chat_id: int, now: float) -> bool:
-        for ticket_id in await self._redis.lrange(keys.customer_history(chat_id), 0, 4):
+        for ticket_id in texts(await self._redis.lrange(keys.customer_history(chat_id), 0, 4)):
             created = await self._redis.hget(keys.ticket(ticket_id), "created_at")
             if created and now - float(created) < self.repeat_window:
                 return True
@@ -188,7 +190,7 @@ class HandoffDesk:
 
     async def get(self, ticket_id: str) -> Ticket | None:
         data = await self._redis.hgetall(keys.ticket(ticket_id))
-        return Ticket.from_redis(data) if data else None
+        return Ticket.from_redis(text_map(data)) if data else None
 
     async def require(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
@@ -197,7 +199,7 @@ class HandoffDesk:
         return ticket
 
     async def open_ticket_of(self, chat_id: int) -> Ticket | None:
-        ticket_id = await self._redis.get(keys.customer(chat_id))
+        ticket_id = optional_text(await self._redis.get(keys.customer(chat_id)))
         if not ticket_id:
             return None
         ticket = await self.get(ticket_id)
@@ -205,13 +207,14 @@ class HandoffDesk:
 
     async def customer_history(self, chat_id: int, limit: int = 5, exclude: str = "") -> list[Ticket]:
         tickets = []
-        for ticket_id in await self._redis.lrange(keys.customer_history(chat_id), 0, limit):
+        for ticket_id in texts(await self._redis.lrange(keys.customer_history(chat_id), 0, limit)):
             if ticket_id != exclude and (ticket := await self.get(ticket_id)) is not None:
                 tickets.append(ticket)
         return tickets[:limit]
 
-    async def context(self, ticket_id: str) -> list[dict[str, object]]:
-        return [json.loads(raw) for raw in await self._redis.lrange(keys.context(ticket_id), 0, -1)]
+    async def context(self, ticket_id: str) -> list[Turn]:
+        """What happened before the hand-off (the bot's turns) and since, oldest first."""
+        return [Turn.from_json(raw) for raw in await self._redis.lrange(keys.context(ticket_id), 0, -1)]
 
     async def append_turn(self, ticket_id: str, turn: Turn) -> None:
         """Something said or done while the ticket is open, after the turns the bot handed over with it."""
@@ -225,11 +228,11 @@ class HandoffDesk:
     async def position(self, ticket_id: str) -> int | None:
         """1 for the next ticket to be taken; None when not waiting."""
         rank = await self._redis.zrank(keys.QUEUE, ticket_id)
-        return None if rank is None else int(rank) + 1
+        return None if rank is None else int(rank) + 1  # type: ignore[arg-type]  # an int for a member
 
     async def waiting(self, limit: int = 50) -> list[Ticket]:
         tickets = []
-        for ticket_id in await self._redis.zrange(keys.QUEUE, 0, limit - 1):
+        for ticket_id in texts(await self._redis.zrange(keys.QUEUE, 0, limit - 1)):
             if (ticket := await self.get(ticket_id)) is not None:
                 tickets.append(ticket)
         return tickets
@@ -279,7 +282,7 @@ class HandoffDesk:
     async def take_next(self, agent_id: int, agent_name: str) -> TakeResult | None:
         """The most urgent waiting ticket for this agent; None when the queue is empty."""
         for _ in range(10):  # another agent may take the head at the same moment: try the next one
-            head = await self._redis.zrange(keys.QUEUE, 0, 0)
+            head = texts(await self._redis.zrange(keys.QUEUE, 0, 0))
             if not head:
                 return None
             result = await self.take(head[0], agent_id, agent_name)
@@ -320,14 +323,14 @@ class HandoffDesk:
 
     async def agent_tickets(self, agent_id: int) -> list[Ticket]:
         tickets = []
-        for ticket_id in sorted(await self._redis.smembers(keys.agent_tickets(agent_id))):
+        for ticket_id in sorted(texts(await self._redis.smembers(keys.agent_tickets(agent_id)))):
             if (ticket := await self.get(ticket_id)) is not None and ticket.state is TicketState.ASSIGNED:
                 tickets.append(ticket)
         return tickets
 
     async def active_ticket(self, agent_id: int) -> Ticket | None:
         """The ticket an agent's plain messages go to: his chosen one, or his only one."""
-        ticket_id = await self._redis.get(keys.agent_active(agent_id))
+        ticket_id = optional_text(await self._redis.get(keys.agent_active(agent_id)))
         if ticket_id:
             ticket = await self.get(ticket_id)
             if ticket is not None and ticket.state is TicketState.ASSIGNED and ticket.agent_id == agent_id:
@@ -363,7 +366,7 @@ class HandoffDesk:
         await self._redis.hset(keys.agent(agent_id), "name", name)
 
     async def agent_name(self, agent_id: int) -> str:
-        return await self._redis.hget(keys.agent(agent_id), "name") or ""
+        return optional_text(await self._redis.hget(keys.agent(agent_id), "name")) or ""
 
     async def add_agent(self, agent_id: int) -> bool:
         return bool(await self._redis.sadd(keys.AGENTS, str(agent_id)))
@@ -402,7 +405,7 @@ class HandoffDesk:
         await self._redis.set(keys.relay(chat_id, message_id), ticket_id, ex=ttl)
 
     async def relayed_ticket(self, chat_id: int, message_id: int) -> str | None:
-        return await self._redis.get(keys.relay(chat_id, message_id))
+        return optional_text(await self._redis.get(keys.relay(chat_id, message_id)))
 
     async def once_per(self, ticket_id: str, name: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for this ticket and ``name`` (to keep notices from repeating)."""
@@ -410,7 +413,7 @@ class HandoffDesk:
 
     async def mark(self, ticket_id: str, *, agent_reply: bool = False, customer_message: bool = False) -> None:
         now = self._clock()
-        values: dict[str, str] = {}
+        values: dict[FieldT, EncodableT] = {}
         if agent_reply:
             values["last_agent_at"] = str(now)
             ticket = await self.get(ticket_id)

@@ -58,11 +58,12 @@ async def run_periodically(
 ) -> None:
     """``work()`` every ``tick`` seconds in the process holding ``lease``, until ``stop``; one bad pass (Redis or a
     channel out of reach, the ``expected`` errors of the work, a bug) is logged and the next pass tries again."""
+    passing: tuple[type[Exception], ...] = (OSError, RedisError, *expected)
     while not stop.is_set():
         try:
             if await lease.hold():
                 await work()
-        except (OSError, RedisError, *expected):
+        except passing:
             log.warning("%s pass failed; next pass in %s s", name, tick, exc_info=True)
         except Exception:
             log.exception("%s pass failed unexpectedly; next pass in %s s", name, tick)

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from handoff import keys
 from handoff.lease import Lease, run_periodically
 from handoff.ports import CustomerChannel
-from handoff.tickets import TicketState
+from handoff.tickets import Ticket, TicketState
 from handoff.workspace import AgentWorkspace, format_duration, format_wait_estimate
 
 __all__ = ["QueueMonitor"]
@@ -86,7 +86,7 @@ class QueueMonitor:
         return t.get(lang, "board", waiting=waiting, longest=format_duration(longest, t, lang), online=online,
                      updated=f"{zone:%H:%M} UTC")
 
-    async def _board(self, waiting: list, now: float) -> None:
+    async def _board(self, waiting: list[Ticket], now: float) -> None:
         if self.agents_chat_id is None:
             return
         state = await self._redis.hgetall(_BOARD)
@@ -108,7 +108,7 @@ class QueueMonitor:
 
     # ------------------------------------------------------------------ supervisors
 
-    async def _alerts(self, waiting: list, now: float) -> None:
+    async def _alerts(self, waiting: list[Ticket], now: float) -> None:
         supervisors = sorted({*self.supervisor_ids, *await self.workspace.directory.supervisors()})
         if not supervisors:
             return
@@ -129,7 +129,7 @@ class QueueMonitor:
 
     # ------------------------------------------------------------------ customers
 
-    async def _statuses(self, waiting: list, now: float) -> None:
+    async def _statuses(self, waiting: list[Ticket], now: float) -> None:
         for position, ticket in enumerate(waiting, start=1):
             if not ticket.status_message_id or not ticket.status_position:
                 if ticket.status_message_id:

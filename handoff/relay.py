@@ -14,11 +14,13 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from bot.core.conversation import Turn
+from bot.core.redis_values import text, text_map
 from handoff import keys
 from handoff.desk import HandoffDesk
 from handoff.events import HandoffEvents
@@ -153,10 +155,13 @@ class Relay:
                     await asyncio.sleep(1.0)
                     continue
                 await self.deliver_pending()
-                entries = await self._redis.xreadgroup(GROUP, self._consumer, {keys.OUTBOX: ">"}, count=20, block=1000)
+                # [(stream, [(entry id, fields), ...])], or None after ``block`` ms without a new entry
+                entries: Any = await self._redis.xreadgroup(
+                    GROUP, self._consumer, {keys.OUTBOX: ">"}, count=20, block=1000
+                )
                 for _stream, items in entries or []:
                     for entry_id, fields in items:
-                        await self._deliver(entry_id, fields)
+                        await self._deliver(text(entry_id), text_map(fields))
             except (ChannelUnreachable, OSError):
                 log.warning("relay: a channel is unreachable; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
@@ -178,7 +183,7 @@ class Relay:
             )
             for entry_id, fields in items:
                 if fields:
-                    await self._deliver(entry_id, fields)
+                    await self._deliver(text(entry_id), text_map(fields))
                     count += 1
             if start in ("0-0", b"0-0"):
                 return count

@@ -19,6 +19,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bot.core.conversation import Turn
+from bot.core.redis_values import optional_text, texts
 from bot.core.texts import Texts
 from handoff import keys
 from handoff.desk import HandoffDesk, TakeResult
@@ -113,7 +114,7 @@ class AgentWorkspace:
     # ------------------------------------------------------------------ helpers
 
     async def agent_lang(self, agent_id: int) -> str:
-        return self.texts.lang(await self._redis.hget(keys.agent(agent_id), "lang") or "")
+        return self.texts.lang(optional_text(await self._redis.hget(keys.agent(agent_id), "lang")))
 
     async def remember_agent(self, agent_id: int, first_name: str, language_code: str | None) -> None:
         """The agent's language for texts, and a display name customers see until he sets his own."""
@@ -166,7 +167,7 @@ class AgentWorkspace:
 
     async def _retire_announcements(self, ticket: Ticket) -> None:
         """The Take buttons of a ticket that is no longer waiting are removed everywhere."""
-        for item in await self._redis.lrange(_announcements(ticket.id), 0, -1):
+        for item in texts(await self._redis.lrange(_announcements(ticket.id), 0, -1)):
             chat, message = item.split(":")
             await self.staff.remove_buttons(int(chat), int(message))
         await self._redis.delete(_announcements(ticket.id))
@@ -245,25 +246,23 @@ class AgentWorkspace:
         except LookupError:
             return article_id
 
-    def _tried(self, turns: list[dict[str, object]], customer_lang: str, lang: str) -> str:
+    def _tried(self, turns: Sequence[Turn], customer_lang: str, lang: str) -> str:
         """Articles the bot showed, with the customer's feedback on each."""
         feedback: dict[str, str] = {}
         for turn in turns:
-            if turn.get("kind") == "feedback":
-                data = turn.get("data") or {}
-                for article_id in data.get("articles", []):  # type: ignore[union-attr]
-                    feedback[str(article_id)] = str(turn.get("text"))
+            if turn.kind == "feedback":
+                for article_id in turn.data.get("articles", []):
+                    feedback[str(article_id)] = turn.text
         shown: list[str] = []
         for turn in turns:
-            data = turn.get("data") or {}
-            if turn.get("kind") == "decision":
-                matches = data.get("matches", [])  # type: ignore[union-attr]
-                if turn.get("text") == "answer" and matches:
+            if turn.kind == "decision":
+                matches = turn.data.get("matches", [])
+                if turn.text == "answer" and matches:
                     shown.append(str(matches[0]["article_id"]))
-                elif turn.get("text") == "clarify":
+                elif turn.text == "clarify":
                     shown.extend(str(m["article_id"]) for m in matches[:3])
-            elif turn.get("kind") == "choice":
-                shown.append(str(turn.get("text")))
+            elif turn.kind == "choice":
+                shown.append(turn.text)
         if not shown:
             return self.texts.get(lang, "card_nothing_tried")
         parts = []
@@ -274,19 +273,18 @@ class AgentWorkspace:
             parts.append(label)
         return "; ".join(parts)
 
-    def transcript(self, turns: list[dict[str, object]], lang: str, limit: int = 12) -> str:
+    def transcript(self, turns: Sequence[Turn], lang: str, limit: int = 12) -> str:
         """The last messages of a conversation, one line each, as an agent or a supervisor reads them."""
         lines = []
         for turn in turns:
-            role = str(turn.get("role"))
-            kind = str(turn.get("kind"))
+            role, kind = turn.role, turn.kind
             if role not in ("customer", "bot", "agent") or kind not in (
                 "text", "edited_text", "message", "media", "flooded", "command", "button",
             ):
                 continue
-            text = str(turn.get("text") or "")
+            text = turn.text or ""
             if kind == "media":
-                text = f"[{(turn.get('data') or {}).get('media', 'media')}] {text}".strip()  # type: ignore[union-attr]
+                text = f"[{turn.data.get('media', 'media')}] {text}".strip()
             if not text:
                 continue
             lines.append(f"{self.texts.get(lang, 'role_' + role)}: {_short(text.replace(chr(10), ' '), 200)}")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
+from bot.core.redis_values import fields_of, optional_text, text_map, texts
 from handoff import Ticket
 from surveys import keys
 from surveys.models import Question, Survey, SurveyTrigger, TapOutcome, TapResult
@@ -118,7 +119,7 @@ class SurveyService:
             handled_seconds=round(handled_seconds, 1),
         )
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.survey(survey_id), mapping=survey.to_redis())
+            pipe.hset(keys.survey(survey_id), mapping=fields_of(survey.to_redis()))
             pipe.expire(keys.survey(survey_id), self._retention)
             pipe.zadd(keys.INDEX, {survey_id: now})
             await pipe.execute()
@@ -181,8 +182,9 @@ class SurveyService:
         data = await self._redis.hgetall(keys.survey(survey_id))
         if not data or "id" not in data:
             return None
-        survey = Survey.from_redis(data)
-        survey.answers = {k[2:]: int(v) for k, v in data.items() if k.startswith("a:")}
+        values = text_map(data)
+        survey = Survey.from_redis(values)
+        survey.answers = {k[2:]: int(v) for k, v in values.items() if k.startswith("a:")}
         return survey
 
     async def tap(self, survey_id: str, user_id: int, question: str, value: int) -> TapResult:
@@ -210,7 +212,7 @@ class SurveyService:
 
     async def take_comment_slot(self, chat_id: int) -> str | None:
         """The survey whose comment the customer is writing now, if any (cleared on reading)."""
-        return await self._redis.getdel(keys.comment(chat_id))
+        return optional_text(await self._redis.getdel(keys.comment(chat_id)))
 
     async def record_comment(self, survey_id: str, text: str) -> Survey | None:
         await self._redis.hset(keys.survey(survey_id), "comment", _json(text[:2000]))
@@ -232,9 +234,9 @@ class SurveyService:
         """(chat, dialog, payload) of bot answers followed by ``silence_seconds`` of silence; each returned once."""
         cutoff = self._clock() - silence_seconds
         due = []
-        for member in await self._redis.zrangebyscore(keys.PENDING, 0, cutoff, start=0, num=100):
+        for member in texts(await self._redis.zrangebyscore(keys.PENDING, 0, cutoff, start=0, num=100)):
             if await self._redis.zrem(keys.PENDING, member):  # one process claims it
-                raw = await self._redis.hget(f"{keys.PENDING}:data", member) or "\x1f"
+                raw = optional_text(await self._redis.hget(f"{keys.PENDING}:data", member)) or "\x1f"
                 await self._redis.hdel(f"{keys.PENDING}:data", member)
                 dialog, payload = raw.split("\x1f", 1)
                 due.append((int(member), dialog, payload))
@@ -243,7 +245,7 @@ class SurveyService:
     # ------------------------------------------------------------------ reading for reports
 
     async def surveys(self, since: float, until: float | None = None) -> list[Survey]:
-        ids = await self._redis.zrangebyscore(keys.INDEX, since, until if until is not None else "+inf")
+        ids = texts(await self._redis.zrangebyscore(keys.INDEX, since, until if until is not None else "+inf"))
         found = []
         for survey_id in ids:
             if (survey := await self.get(survey_id)) is not None:

@@ -13,11 +13,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from bot.core.conversation import Turn
 from bot.core.ports import Button, Customer, Reply
 from handoff import HandoffDesk, Outcome, Ticket
 from handoff.lease import Lease, run_periodically
@@ -40,17 +41,16 @@ class SurveySender(Protocol):
         ...
 
 
-def articles_in_context(turns: list[dict[str, object]]) -> list[str]:
+def articles_in_context(turns: Sequence[Turn]) -> list[str]:
     """The articles the bot showed in a conversation, in order (from its decision and choice turns)."""
     shown: list[str] = []
     for turn in turns:
-        data = turn.get("data") or {}
-        if turn.get("kind") == "decision" and turn.get("text") == "answer":
-            matches = data.get("matches", [])  # type: ignore[union-attr]
+        if turn.kind == "decision" and turn.text == "answer":
+            matches = turn.data.get("matches", [])
             if matches:
                 shown.append(str(matches[0]["article_id"]))
-        elif turn.get("kind") in ("choice", "article"):
-            shown.append(str(turn.get("text")))
+        elif turn.kind in ("choice", "article"):
+            shown.append(turn.text)
     return list(dict.fromkeys(shown))
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any
 
@@ -40,9 +40,12 @@ class Turn:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> Turn:
-        return cls(**json.loads(raw))
+    def from_json(cls, raw: str | bytes) -> Turn:
+        data = json.loads(raw)
+        return cls(**{name: data[name] for name in _TURN_FIELDS if name in data})
 
+
+_TURN_FIELDS = tuple(f.name for f in fields(Turn))
 
 # KEYS: the log, the handled update's steps; ARGV: the turn, max turns, retention, the step, the steps' TTL.
 _APPEND_ONCE = """

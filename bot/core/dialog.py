@@ -320,7 +320,7 @@ class CustomerDialog:
             await self.surveys.answer_given(ctx.customer, ctx.lang, f"answer:{search_id}", [article_id])
 
     def _offer(self, ctx: _Context, key: str, search_id: str, search: ShownSearch, indexes: list[int]) -> None:
-        rows = []
+        rows: list[tuple[Button, ...]] = []
         for index in indexes[:3]:
             match = search.matches[index]
             title = self.kb.article(match["article_id"], ctx.lang).title

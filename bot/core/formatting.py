@@ -76,13 +76,13 @@ def _inside_tag(text: str, position: int) -> bool:
 
 def _balance(part: str) -> tuple[str, str]:
     """Close tags left open at the end of ``part``; return them re-opened for the next part."""
-    stack: list[str] = []
+    stack: list[tuple[str, str]] = []  # (tag name, the opening tag as written)
     for match in _TAG.finditer(part):
         if match.group(1):
             if stack and stack[-1][0] == match.group(2):
                 stack.pop()
         else:
-            stack.append((match.group(2), match.group(0)))  # type: ignore[arg-type]
+            stack.append((match.group(2), match.group(0)))
     closing = "".join(f"</{name}>" for name, _ in reversed(stack))
     reopening = "".join(opening for _, opening in stack)
     return part + closing, reopening

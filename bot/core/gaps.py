@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from bot.core import keys
 from bot.core.handling import current as current_handling
+from bot.core.redis_values import fields_of, text_map
 from kb_index.gaps import Gap
 
 __all__ = ["GapLog"]
@@ -40,7 +41,7 @@ class GapLog:
         oldest = f"{int((self._clock() - self._retention) * 1000)}-0"
         update = current_handling()
         if update is None:
-            await self._redis.xadd(keys.UNANSWERED, fields, minid=oldest, approximate=True)
+            await self._redis.xadd(keys.UNANSWERED, fields_of(fields), minid=oldest, approximate=True)
             return
         flat = [part for pair in fields.items() for part in pair]
         await self._record_once(
@@ -49,9 +50,9 @@ class GapLog:
 
     async def since(self, days: float) -> list[Gap]:
         start = f"{int((self._clock() - days * 86400) * 1000)}-0"
-        entries = await self._redis.xrange(keys.UNANSWERED, min=start, max="+")
+        entries = [text_map(f) for _, f in await self._redis.xrange(keys.UNANSWERED, min=start, max="+") or ()]
         return [
             Gap(question=f.get("q", ""), reason=f.get("r", ""), lang=f.get("l", ""), closest_article=f.get("a", ""),
-                confidence=float(f.get("c", 0) or 0))
-            for _, f in entries
+                confidence=float(f.get("c") or 0))
+            for f in entries
         ]

@@ -116,7 +116,7 @@ async def test_the_agent_and_the_rasa_customer_talk_through_rasa_until_the_ticke
     assert [b["title"] for b in buttons] == ["1", "2", "3", "4", "5"]
 
     context = await running.app.desk.context(ticket_id)
-    said = [(turn["role"], turn["text"]) for turn in context if turn["kind"] == "text"]
+    said = [(turn.role, turn.text) for turn in context if turn.kind == "text"]
     assert ("customer", "Заказ 4581, оформила вчера вечером") in said
     assert ("agent", "Отменила заказ 4581, деньги вернутся за 3 дня.") in said
 
