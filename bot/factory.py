@@ -38,7 +38,8 @@ from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
 from handoff.events import HandoffEvents
 from handoff.monitor import QueueMonitor
-from handoff.relay import Relay
+from handoff.ports import StaffChannel
+from handoff.relay import Relay, RelayedStaff
 from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
 from intents import IntentClassifier, default_examples
 from kb_index import (
@@ -53,7 +54,7 @@ from kb_index import (
 from surveys import Survey, SurveyService
 from surveys.alerts import LowScoreAlerts
 from surveys.questions import SurveyQuestions
-from surveys.triggers import SurveyTriggers
+from surveys.triggers import RelayedSurveys, SurveyTriggers
 
 __all__ = [
     "Application",
@@ -129,8 +130,8 @@ class Application:
     settings: Settings
     redis: Redis
     embedded_redis: EmbeddedRedis | None
-    bot: Bot
-    dispatcher: Dispatcher
+    bot: Bot | None  # None: a process without the Telegram channel (``zabota actions`` without a token)
+    dispatcher: Dispatcher | None
     kb: KnowledgeBase
     intents: IntentClassifier
     texts: Texts
@@ -139,14 +140,14 @@ class Application:
     desk: HandoffDesk
     relay: Relay
     workspace: AgentWorkspace
-    monitor: QueueMonitor
+    monitor: QueueMonitor | None
     surveys: SurveyService
     survey_questions: SurveyQuestions
     survey_alerts: LowScoreAlerts
-    survey_messenger: SurveyMessenger
+    survey_messenger: SurveyMessenger | None
     survey_triggers: SurveyTriggers
     update_once: UpdateOnce
-    inbox: Inbox
+    inbox: Inbox | None
     pacer: TelegramPacer
     customer_handoff: CustomerHandoff
     gap_log: GapLog
@@ -157,12 +158,13 @@ class Application:
 
     def start_background(self) -> None:
         """The relay worker and the queue monitor, owned here and cancelled by ``close``."""
-        jobs = (
+        jobs = [
             ("relay", self.relay.run(self._stop)),
-            ("queue-monitor", self.monitor.run(self._stop)),
             ("surveys", self.survey_triggers.run(self._stop)),
             ("index-watch", self.kb.watch(self._stop, self.settings.kb.refresh_seconds)),
-        )
+        ]
+        if self.monitor is not None:
+            jobs.append(("queue-monitor", self.monitor.run(self._stop)))
         for name, job in jobs:
             task = asyncio.create_task(job, name=name)
             self.tasks.add(task)
@@ -171,14 +173,22 @@ class Application:
     async def run_polling(self, stop: asyncio.Event | None = None, *, timeout: int = 10) -> None:
         """Long polling through the durable inbox (``bot.telegram.inbox``) until ``stop`` (or ``close``)."""
         stop = stop or self._stop
-        allowed = self.dispatcher.resolve_used_update_types()
+        bot, dispatcher, inbox = self.telegram()
+        allowed = dispatcher.resolve_used_update_types()
         async with asyncio.TaskGroup() as group:  # one failing (a revoked token) stops the other
-            group.create_task(poll_telegram(self.bot, self.inbox, stop, timeout=timeout, allowed_updates=allowed))
-            group.create_task(self.inbox.serve(self.bot, self.dispatcher, stop))
+            group.create_task(poll_telegram(bot, inbox, stop, timeout=timeout, allowed_updates=allowed))
+            group.create_task(inbox.serve(bot, dispatcher, stop))
 
     async def serve_inbox(self, stop: asyncio.Event | None = None) -> None:
         """Handle what the webhook stores in the inbox until ``stop`` (or ``close``)."""
-        await self.inbox.serve(self.bot, self.dispatcher, stop or self._stop)
+        bot, dispatcher, inbox = self.telegram()
+        await inbox.serve(bot, dispatcher, stop or self._stop)
+
+    def telegram(self) -> tuple[Bot, Dispatcher, Inbox]:
+        """The Telegram channel's bot, dispatcher and inbox (an application built without it has none)."""
+        if self.bot is None or self.dispatcher is None or self.inbox is None:
+            raise RuntimeError("this application was built without the Telegram channel (no TELEGRAM_BOT_TOKEN)")
+        return self.bot, self.dispatcher, self.inbox
 
     def stop(self) -> None:
         """Polling and the background jobs finish what they hold and return; ``close`` releases the rest."""
@@ -192,7 +202,8 @@ class Application:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.relay.step_down()
         await self.kb.close()
-        await self.bot.session.close()
+        if self.bot is not None:
+            await self.bot.session.close()
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await self.embedded_redis.stop()
@@ -247,8 +258,14 @@ async def build_application(
     encoder: Encoder | None = None,
     token: str | None = None,
     redis: Redis | None = None,
+    telegram: bool = True,
 ) -> Application:
-    """Settings in, a ready application out: Redis, the encoder, the index, the services, the dispatcher."""
+    """Settings in, a ready application out: Redis, the encoder, the index, the services, the dispatcher.
+
+    ``telegram=False`` builds it without the Telegram channel, for a process that serves another channel only
+    (``zabota actions`` without a token): what it must tell agents and supervisors, and the surveys it sends,
+    go through the relay's outbox to the process that runs Telegram on the same Redis.
+    """
     embedded = None
     if redis is None:
         redis, embedded = await connect_redis(
@@ -279,19 +296,21 @@ async def build_application(
     pacer = TelegramPacer(shared=SharedPace(redis, OutgoingLimits().per_bot_per_second))
     metrics = Metrics()
     paced = pacer if settings.telegram.outgoing_limits else None
-    bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))
-    bot.session.middleware(metrics.request_middleware())
+    bot: Bot | None = None
+    if telegram:
+        bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))
+        bot.session.middleware(metrics.request_middleware())
     directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
-    staff = TelegramStaff(bot)
     events = HandoffEvents()  # each party below is subscribed to what it must hear, once all exist
     relay = Relay(
         redis,
         desk,
         # customers of a Rasa assistant (``zabota actions``) first; every other chat is a Telegram one
-        [RasaOutbox(redis), TelegramDelivery(bot)],
+        [RasaOutbox(redis), *([TelegramDelivery(bot)] if bot is not None else [])],
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
         events=events,
     )
+    staff: StaffChannel = TelegramStaff(bot) if bot is not None else RelayedStaff(relay)
     customer_handoff = CustomerHandoff(desk, texts, hours, relay)
     workspace = AgentWorkspace(
         redis,
@@ -304,6 +323,7 @@ async def build_application(
         canned=load_canned(hs.canned_replies_dir, default_lang),
         article_title=lambda article_id, lang: kb.article(article_id, lang).title,
     )
+    # The queue monitor edits what customers were shown and keeps the agents' board: where Telegram runs.
     monitor = QueueMonitor(
         redis,
         workspace,
@@ -313,7 +333,7 @@ async def build_application(
         wait_alert_seconds=hs.wait_alert_minutes * 60,
         silence_seconds=hs.customer_silence_minutes * 60,
         board_lang=default_lang,
-    )
+    ) if bot is not None else None
     ss = settings.surveys
     survey_service = SurveyService(
         redis,
@@ -339,12 +359,14 @@ async def build_application(
         more_alert_chat_ids=directory.supervisors,
         transcript=transcript,
     )
-    survey_messenger = SurveyMessenger(survey_service, bot, survey_questions, survey_alerts)
+    survey_messenger = (
+        SurveyMessenger(survey_service, bot, survey_questions, survey_alerts) if bot is not None else None
+    )
     survey_triggers = SurveyTriggers(
         redis,
         survey_service,
         survey_questions,
-        survey_messenger,
+        survey_messenger or RelayedSurveys(relay, survey_questions),
         desk,
         relay,
         enabled=ss.enabled,
@@ -368,43 +390,45 @@ async def build_application(
         default_lang=default_lang,
     )
     update_once = UpdateOnce(redis)
-    dispatcher = Dispatcher(
-        dialog=dialog,
-        desk=desk,
-        relay=relay,
-        workspace=workspace,
-        directory=directory,
-        customer_handoff=customer_handoff,
-        kb=kb,
-        texts=texts,
-        agent_texts=agent_texts,
-        survey_messenger=survey_messenger,
-        surveys=survey_service,
-        gap_log=gap_log,
-        settings=settings,
-        track_sent=_tracker(desk, survey_service),
-    )
-    dispatcher.update.outer_middleware(metrics.update_middleware())
-    dispatcher.update.outer_middleware(ChatSequencer())
-    dispatcher.update.outer_middleware(update_once)
-    customers_router = customers.build_router()
-    customers_router.message.outer_middleware(
-        FloodControl(
-            redis,
-            conversation_log,
-            texts,
-            limit=settings.dialog.flood_limit,
-            window=settings.dialog.flood_window_seconds,
-            exempt=lambda user_id: _relayed_or_staff(user_id, directory, desk),
+    dispatcher: Dispatcher | None = None
+    if bot is not None:
+        dispatcher = Dispatcher(
+            dialog=dialog,
+            desk=desk,
+            relay=relay,
+            workspace=workspace,
+            directory=directory,
+            customer_handoff=customer_handoff,
+            kb=kb,
+            texts=texts,
+            agent_texts=agent_texts,
+            survey_messenger=survey_messenger,
+            surveys=survey_service,
+            gap_log=gap_log,
+            settings=settings,
+            track_sent=_tracker(desk, survey_service),
         )
-    )
-    dispatcher.include_routers(
-        admin.build_router(),
-        build_agents_router(),
-        build_refusals_router(),
-        build_surveys_router(),
-        customers_router,
-    )
+        dispatcher.update.outer_middleware(metrics.update_middleware())
+        dispatcher.update.outer_middleware(ChatSequencer())
+        dispatcher.update.outer_middleware(update_once)
+        customers_router = customers.build_router()
+        customers_router.message.outer_middleware(
+            FloodControl(
+                redis,
+                conversation_log,
+                texts,
+                limit=settings.dialog.flood_limit,
+                window=settings.dialog.flood_window_seconds,
+                exempt=lambda user_id: _relayed_or_staff(user_id, directory, desk),
+            )
+        )
+        dispatcher.include_routers(
+            admin.build_router(),
+            build_agents_router(),
+            build_refusals_router(),
+            build_surveys_router(),
+            customers_router,
+        )
     return Application(
         settings=settings,
         redis=redis,
@@ -426,7 +450,7 @@ async def build_application(
         survey_messenger=survey_messenger,
         survey_triggers=survey_triggers,
         update_once=update_once,
-        inbox=Inbox(redis, bot.id),
+        inbox=Inbox(redis, bot.id) if bot is not None else None,
         pacer=pacer,
         customer_handoff=customer_handoff,
         gap_log=gap_log,

@@ -46,7 +46,8 @@ def webhook_app(app: Application) -> web.Application:
         raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode: Telegram sends it back in a header.")
     web_app = web.Application()
     # Telegram gets its 200 once the update is stored in the inbox; any process serving the inbox handles it.
-    web_app.router.add_post(telegram.webhook_path, webhook_handler(app.bot, app.inbox, secret))
+    bot, _, inbox = app.telegram()
+    web_app.router.add_post(telegram.webhook_path, webhook_handler(bot, inbox, secret))
     app.ops.register(web_app)
     return web_app
 
@@ -62,10 +63,11 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
             runner = web.AppRunner(webhook_app(app))
             await runner.setup()
             await web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port).start()
-            await app.bot.set_webhook(
+            bot, dispatcher, _ = app.telegram()
+            await bot.set_webhook(
                 telegram.webhook_url.rstrip("/") + telegram.webhook_path,
                 secret_token=telegram.webhook_secret.get_secret_value(),
-                allowed_updates=app.dispatcher.resolve_used_update_types(),
+                allowed_updates=dispatcher.resolve_used_update_types(),
             )
             log.info(
                 "webhook mode: listening on %s:%s; each update is stored in Redis before Telegram is told it arrived",
@@ -84,7 +86,7 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 await web.TCPSite(ops, settings.app.ops_host, settings.app.ops_port).start()
                 log.info("/metrics and /healthz on %s:%s", settings.app.ops_host, settings.app.ops_port)
             try:
-                await app.bot.delete_webhook()
+                await app.telegram()[0].delete_webhook()
                 signalled = asyncio.create_task(_until_signal())
                 signalled.add_done_callback(lambda _: app.stop())
                 log.info("long polling: each update is stored in Redis before Telegram is told it arrived")
@@ -189,7 +191,11 @@ async def run_action_server(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    app = await build_application(settings, encoder=encoder)
+    with_telegram = bool(settings.telegram.bot_token.get_secret_value())
+    app = await build_application(settings, encoder=encoder, telegram=with_telegram)
+    if not with_telegram:
+        log.info("no TELEGRAM_BOT_TOKEN: agents and supervisors are told what happens through the bot's process "
+                 "(zabota run) on the same Redis")
     conversations = RasaConversations(app.redis)
     tasks = {
         asyncio.create_task(build_bridge(app, conversations).run(stop), name="rasa-bridge"),

@@ -40,6 +40,11 @@ class StaffButton:
     ticket: str = ""
     value: str = ""
 
+    @property
+    def data(self) -> str:
+        """What the button carries back when tapped: ``t:<action>:<ticket>:<value>`` on every channel."""
+        return f"t:{self.action}:{self.ticket}:{self.value}"
+
 
 StaffButtons = Sequence[Sequence[StaffButton]]
 

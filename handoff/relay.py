@@ -25,10 +25,10 @@ from handoff import keys
 from handoff.desk import HandoffDesk
 from handoff.events import HandoffEvents
 from handoff.lease import Lease
-from handoff.ports import ChannelUnreachable, DeliverLater, Delivery, DeliveryRefused, OutboxEntry
+from handoff.ports import ChannelUnreachable, DeliverLater, Delivery, DeliveryRefused, OutboxEntry, StaffButtons
 from handoff.tickets import Ticket, TicketState
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "RelayedStaff"]
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,8 @@ class Relay:
         for channel in self.channels:
             if channel.reaches(chat_id):
                 return channel
-        raise DeliveryRefused(f"no channel reaches chat {chat_id}")
+        # Left pending for a process that has the channel (this one was built without it).
+        raise ChannelUnreachable(f"no channel of this process reaches chat {chat_id}")
 
     async def _ensure_group(self) -> None:
         try:
@@ -233,3 +234,23 @@ class Relay:
 
     async def step_down(self) -> None:
         await self._lease.release()
+
+
+class RelayedStaff:
+    """The ``StaffChannel`` of a process that cannot reach staff itself (``zabota actions`` without a Telegram
+    token): what it has to tell agents and supervisors goes into the relay's outbox, and a process that can
+    reach them (``zabota run``, on the same Redis) delivers it, durably and in order."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    async def send(self, chat_id: int, text: str, buttons: StaffButtons = ()) -> int | None:
+        rows = tuple(tuple((b.text, b.data) for b in row) for row in buttons)
+        await self.relay.send_text(chat_id, text, buttons=rows)
+        return None  # delivered later, by another process: the message's id is not known here
+
+    async def remove_buttons(self, chat_id: int, message_id: int) -> None:
+        """Never asked: no message id is known here (a tap on a ticket already taken is refused politely)."""
+
+    async def show_board(self, chat_id: int, text: str, message_id: int) -> int:
+        return message_id  # the board is kept by the processes that run the queue monitor

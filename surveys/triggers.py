@@ -28,7 +28,7 @@ from surveys.models import Survey, SurveyTrigger
 from surveys.questions import SurveyQuestions
 from surveys.service import SurveyService
 
-__all__ = ["SurveySender", "SurveyTriggers", "articles_in_context"]
+__all__ = ["RelayedSurveys", "SurveySender", "SurveyTriggers", "articles_in_context"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,20 @@ class SurveySender(Protocol):
     async def send(self, survey: Survey) -> bool:
         """Send the survey's first question; False when it could not be delivered (recorded by the sender)."""
         ...
+
+
+class RelayedSurveys:
+    """A ``SurveySender`` through the hand-off relay's outbox, for a process that reaches no channel itself: the
+    process that delivers the outbox sends it, and its delivery is reported to ``SurveyTriggers.delivered``."""
+
+    def __init__(self, relay: Relay, questions: SurveyQuestions) -> None:
+        self.relay = relay
+        self.questions = questions
+
+    async def send(self, survey: Survey) -> bool:
+        first = self.questions.first(survey)
+        await self.relay.send_text(survey.chat_id, first.text, buttons=first.buttons, track=f"survey:{survey.id}")
+        return True
 
 
 def articles_in_context(turns: Sequence[Turn]) -> list[str]:

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class TicketCallback(CallbackData, prefix="t"):
-    """Agents' buttons: take, close (with outcome), switch, transfer, canned reply, KB article."""
+    """Agents' buttons: take, close (with outcome), switch, transfer, canned reply, KB article. Packs as
+    ``StaffButton.data`` does (the fields in this order)."""
 
     a: str  # take | close | switch | transfer | canned | kb
     t: str = ""  # ticket id
@@ -35,7 +36,7 @@ def markup(buttons: StaffButtons) -> InlineKeyboardMarkup | None:
         return None
 
     def button(b: StaffButton) -> InlineKeyboardButton:
-        return InlineKeyboardButton(text=b.text, callback_data=TicketCallback(a=b.action, t=b.ticket, v=b.value).pack())
+        return InlineKeyboardButton(text=b.text, callback_data=b.data)  # TicketCallback reads it back
 
     return InlineKeyboardMarkup(inline_keyboard=[[button(b) for b in row] for row in buttons])
 
