@@ -40,7 +40,8 @@ from handoff.events import HandoffEvents
 from handoff.monitor import QueueMonitor
 from handoff.ports import StaffChannel
 from handoff.relay import Relay, RelayedStaff
-from handoff.workspace import AgentDirectory, AgentWorkspace, load_canned
+from handoff.roster import AgentDirectory, Roster
+from handoff.workspace import AgentWorkspace, load_canned
 from intents import IntentClassifier, default_examples
 from kb_index import (
     BuildOptions,
@@ -300,7 +301,9 @@ async def build_application(
     if telegram:
         bot = build_bot(settings, token=token, pacer=paced, send_once=SendOnce(redis))
         bot.session.middleware(metrics.request_middleware())
-    directory = AgentDirectory(desk, frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids))
+    directory = AgentDirectory(
+        Roster(redis), frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids)
+    )
     events = HandoffEvents()  # each party below is subscribed to what it must hear, once all exist
     relay = Relay(
         redis,

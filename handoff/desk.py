@@ -20,6 +20,7 @@ from redis.typing import EncodableT, FieldT
 from bot.core.conversation import Turn
 from bot.core.redis_values import fields_of, optional_text, text_map, texts
 from handoff import keys
+from handoff.roster import Roster
 from handoff.tickets import Outcome, Reason, Ticket, TicketRequest, TicketState
 from kb_index.errors import ZabotaError
 
@@ -242,7 +243,8 @@ class HandoffDesk:
 
     async def counts(self) -> dict[str, int]:
         """Tickets by state across all processes: waiting, assigned, and closed by outcome ("closed:resolved")."""
-        holders = set(await self.online_agents()) | await self.added_agents()  # going offline releases tickets
+        # going offline releases tickets; an agent added by an admin may hold some (a transfer to him)
+        holders = set(await self.online_agents()) | await Roster(self._redis).added_agents()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.STATS)
             pipe.zcard(keys.QUEUE)
@@ -362,37 +364,7 @@ class HandoffDesk:
     async def is_online(self, agent_id: int) -> bool:
         return bool(await self._redis.hexists(keys.ONLINE, str(agent_id)))
 
-    async def set_agent_name(self, agent_id: int, name: str) -> None:
-        await self._redis.hset(keys.agent(agent_id), "name", name)
-
-    async def agent_name(self, agent_id: int) -> str:
-        return optional_text(await self._redis.hget(keys.agent(agent_id), "name")) or ""
-
-    async def add_agent(self, agent_id: int) -> bool:
-        return bool(await self._redis.sadd(keys.AGENTS, str(agent_id)))
-
-    async def remove_agent(self, agent_id: int) -> bool:
-        return bool(await self._redis.srem(keys.AGENTS, str(agent_id)))
-
-    async def added_agents(self) -> set[int]:
-        return {int(x) for x in await self._redis.smembers(keys.AGENTS)}
-
-    async def is_added_agent(self, user_id: int) -> bool:
-        return bool(await self._redis.sismember(keys.AGENTS, str(user_id)))
-
-    async def is_added_supervisor(self, user_id: int) -> bool:
-        return bool(await self._redis.sismember(keys.SUPERVISORS, str(user_id)))
-
-    async def add_supervisor(self, user_id: int) -> bool:
-        return bool(await self._redis.sadd(keys.SUPERVISORS, str(user_id)))
-
-    async def remove_supervisor(self, user_id: int) -> bool:
-        return bool(await self._redis.srem(keys.SUPERVISORS, str(user_id)))
-
-    async def added_supervisors(self) -> set[int]:
-        return {int(x) for x in await self._redis.smembers(keys.SUPERVISORS)}
-
-    # ------------------------------------------------------------------ notes and relay bookkeeping
+    # ------------------------------------------------------------------ agents' internal notes
 
     async def add_note(self, ticket_id: str, agent_id: int, text: str) -> None:
         note = json.dumps({"agent_id": agent_id, "text": text, "at": self._clock()}, ensure_ascii=False)
@@ -400,12 +372,6 @@ class HandoffDesk:
 
     async def notes(self, ticket_id: str) -> list[dict[str, object]]:
         return [json.loads(raw) for raw in await self._redis.lrange(keys.notes(ticket_id), 0, -1)]
-
-    async def remember_relay(self, chat_id: int, message_id: int, ticket_id: str, ttl: int = 7 * 24 * 3600) -> None:
-        await self._redis.set(keys.relay(chat_id, message_id), ticket_id, ex=ttl)
-
-    async def relayed_ticket(self, chat_id: int, message_id: int) -> str | None:
-        return optional_text(await self._redis.get(keys.relay(chat_id, message_id)))
 
     async def once_per(self, ticket_id: str, name: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for this ticket and ``name`` (to keep notices from repeating)."""

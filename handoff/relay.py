@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from bot.core.conversation import Turn
-from bot.core.redis_values import text, text_map
+from bot.core.redis_values import optional_text, text, text_map
 from handoff import keys
 from handoff.desk import HandoffDesk
 from handoff.events import HandoffEvents
@@ -28,7 +28,7 @@ from handoff.lease import Lease
 from handoff.ports import ChannelUnreachable, DeliverLater, Delivery, DeliveryRefused, OutboxEntry, StaffButtons
 from handoff.tickets import Ticket, TicketState
 
-__all__ = ["Relay", "RelayedStaff"]
+__all__ = ["Relay", "RelayMap", "RelayedStaff"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Relay:
         self._redis = redis
         self.desk = desk
         self.channels = list(channels)
+        self.map = RelayMap(redis)
         self._header = header
         self.events = events or HandoffEvents()
         self._claim_idle_ms = claim_idle_ms
@@ -210,7 +211,7 @@ class Relay:
         self.delivered += 1
         if entry.direction == "to_agent" and entry.ticket:
             for shown_id in shown:
-                await self.desk.remember_relay(entry.to, shown_id, entry.ticket)
+                await self.map.remember(entry.to, shown_id, entry.ticket)
         if message_id and entry.track:
             await self.events.was_delivered(entry.track, message_id, "")
 
@@ -254,3 +255,16 @@ class RelayedStaff:
 
     async def show_board(self, chat_id: int, text: str, message_id: int) -> int:
         return message_id  # the board is kept by the processes that run the queue monitor
+
+
+class RelayMap:
+    """Which message in an agent's chat stands for which ticket, so that a reply to it reaches that customer."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def remember(self, chat_id: int, message_id: int, ticket_id: str, ttl: int = 7 * 24 * 3600) -> None:
+        await self._redis.set(keys.relay(chat_id, message_id), ticket_id, ex=ttl)
+
+    async def ticket_of(self, chat_id: int, message_id: int) -> str | None:
+        return optional_text(await self._redis.get(keys.relay(chat_id, message_id)))

@@ -12,7 +12,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,45 +24,13 @@ from handoff import keys
 from handoff.desk import HandoffDesk, TakeResult
 from handoff.ports import StaffButton, StaffButtons, StaffChannel
 from handoff.relay import Relay
+from handoff.roster import AgentDirectory
 from handoff.tickets import Outcome, Ticket
 
-__all__ = ["AgentDirectory", "AgentWorkspace", "format_duration", "format_wait_estimate", "load_canned"]
+__all__ = ["AgentWorkspace", "format_duration", "format_wait_estimate", "load_canned"]
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class AgentDirectory:
-    """Who may act as agent, supervisor or admin: configured ids plus agents added by admins (in Redis)."""
-
-    desk: HandoffDesk
-    agent_ids: frozenset[int]
-    supervisor_ids: frozenset[int]
-    admin_ids: frozenset[int]
-
-    async def is_agent(self, user_id: int) -> bool:
-        return (
-            user_id in self.agent_ids
-            or await self.desk.is_added_agent(user_id)
-            or await self.is_supervisor(user_id)
-        )
-
-    async def is_supervisor(self, user_id: int) -> bool:
-        return user_id in self.supervisor_ids or await self.desk.is_added_supervisor(user_id)
-
-    async def supervisors(self) -> list[int]:
-        """Configured supervisors and those added by admins: who gets alerts."""
-        return sorted(set(self.supervisor_ids) | await self.desk.added_supervisors())
-
-    def is_admin(self, user_id: int) -> bool:
-        return user_id in self.admin_ids
-
-    async def is_staff(self, user_id: int) -> bool:
-        return self.is_admin(user_id) or await self.is_agent(user_id)
-
-    async def agents(self) -> list[int]:
-        return sorted(set(self.agent_ids) | await self.desk.added_agents() | set(await self.supervisors()))
 
 
 def format_wait_estimate(seconds: float, texts: Texts, lang: str) -> str:
@@ -119,11 +86,11 @@ class AgentWorkspace:
     async def remember_agent(self, agent_id: int, first_name: str, language_code: str | None) -> None:
         """The agent's language for texts, and a display name customers see until he sets his own."""
         await self._redis.hset(keys.agent(agent_id), "lang", self.texts.for_code(language_code))
-        if not await self.desk.agent_name(agent_id):
-            await self.desk.set_agent_name(agent_id, first_name)
+        if not await self.directory.roster.agent_name(agent_id):
+            await self.directory.roster.set_agent_name(agent_id, first_name)
 
     async def display_name(self, agent_id: int) -> str:
-        return await self.desk.agent_name(agent_id) or str(agent_id)
+        return await self.directory.roster.agent_name(agent_id) or str(agent_id)
 
     def now(self) -> float:
         return self._clock()
@@ -236,7 +203,7 @@ class AgentWorkspace:
         card = await self.context_card(ticket, lang)
         message_id = await self.staff.send(agent_id, card)
         if message_id is not None:
-            await self.desk.remember_relay(agent_id, message_id, ticket.id)
+            await self.relay.map.remember(agent_id, message_id, ticket.id)
 
     def _title(self, article_id: str, lang: str) -> str:
         if self._article_title is None:

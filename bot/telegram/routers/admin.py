@@ -15,7 +15,8 @@ from aiogram.types import BufferedInputFile, Message
 from bot.core.gaps import GapLog
 from bot.core.texts import Texts
 from bot.settings import Settings
-from handoff.workspace import AgentDirectory
+from handoff import HandoffDesk
+from handoff.roster import AgentDirectory
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from surveys import SurveyService, build_report, render_chart
@@ -67,21 +68,23 @@ async def stats(message: Message, command: CommandObject, surveys: SurveyService
     await message.answer_photo(BufferedInputFile(png, filename="stats.png"), caption=caption)
 
 
-async def agents(message: Message, command: CommandObject, directory: AgentDirectory, agent_texts: Texts) -> None:
+async def agents(
+    message: Message, command: CommandObject, directory: AgentDirectory, desk: HandoffDesk, agent_texts: Texts
+) -> None:
     lang = _lang(message, agent_texts)
     words = (command.args or "").split()
     actions = {
-        "add": (directory.desk.add_agent, "agent_added"),
-        "remove": (directory.desk.remove_agent, "agent_removed"),
-        "add-supervisor": (directory.desk.add_supervisor, "supervisor_added"),
-        "remove-supervisor": (directory.desk.remove_supervisor, "supervisor_removed"),
+        "add": (directory.roster.add_agent, "agent_added"),
+        "remove": (directory.roster.remove_agent, "agent_removed"),
+        "add-supervisor": (directory.roster.add_supervisor, "supervisor_added"),
+        "remove-supervisor": (directory.roster.remove_supervisor, "supervisor_removed"),
     }
     if len(words) == 2 and words[0] in actions and words[1].isdigit():
         user_id = int(words[1])
         change, key = actions[words[0]]
         changed = await change(user_id)
         if changed and words[0].startswith("remove") and not await directory.is_agent(user_id):
-            await directory.desk.set_online(user_id, False)  # his tickets go back to the queue
+            await desk.set_online(user_id, False)  # his tickets go back to the queue
         await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=user_id))
         return
     if words:

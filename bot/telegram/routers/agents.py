@@ -20,8 +20,9 @@ from bot.telegram.delivery import message_kind
 from bot.telegram.staff import TicketCallback, markup
 from handoff.desk import TicketNotFound
 from handoff.ports import StaffButton
+from handoff.roster import AgentDirectory
 from handoff.tickets import Outcome, Ticket, TicketState
-from handoff.workspace import AgentDirectory, AgentWorkspace, format_duration
+from handoff.workspace import AgentWorkspace, format_duration
 from kb_index import KnowledgeBase
 
 __all__ = ["ADMIN_COMMANDS", "AGENT_COMMANDS", "IsAgent", "build_agents_router", "build_refusals_router"]
@@ -58,7 +59,7 @@ async def _current(message: Message, workspace: AgentWorkspace, agent_id: int, a
     if argument:
         ticket = await workspace.desk.get(argument.strip().upper())
     elif message.reply_to_message is not None:
-        ticket_id = await workspace.desk.relayed_ticket(message.chat.id, message.reply_to_message.message_id)
+        ticket_id = await workspace.relay.map.ticket_of(message.chat.id, message.reply_to_message.message_id)
         ticket = await workspace.desk.get(ticket_id) if ticket_id else None
     else:
         ticket = await workspace.active_ticket(agent_id)
@@ -95,7 +96,7 @@ async def set_name(message: Message, command: CommandObject, workspace: AgentWor
     if not name:
         await workspace.tell_agent(agent_id, "name_usage")
         return
-    await workspace.desk.set_agent_name(agent_id, name[:64])
+    await workspace.directory.roster.set_agent_name(agent_id, name[:64])
     await workspace.tell_agent(agent_id, "name_set", name=name[:64])
 
 
