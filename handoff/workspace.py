@@ -197,7 +197,16 @@ class AgentWorkspace:
             tried=self._tried(turns, ticket.lang, lang),
             transcript=self.transcript(turns, lang),
             history=earlier,
+            notes=await self._notes(ticket, lang),
         )
+
+    async def _notes(self, ticket: Ticket, lang: str) -> str:
+        """The agents' internal notes on the ticket, with who wrote each ("" when there are none)."""
+        written = [
+            f"{await self.display_name(int(str(note['agent_id'])))}: {_short(str(note['text']).replace(chr(10), ' '), 300)}"
+            for note in await self.desk.notes(ticket.id)
+        ]
+        return self.texts.get(lang, "card_notes", notes="; ".join(written)) if written else ""
 
     async def send_card(self, agent_id: int, ticket: Ticket, lang: str) -> None:
         card = await self.context_card(ticket, lang)

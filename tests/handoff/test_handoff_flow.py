@@ -131,6 +131,29 @@ async def test_a_reply_to_a_relayed_message_goes_to_that_customer(running: Runni
     assert other.text == "ответ второму"
 
 
+async def test_a_ticket_passed_to_a_colleague_arrives_with_its_context_and_the_notes_on_it(running: Running) -> None:
+    """The colleague sees what the first agent wrote for him (never the customer), and the customer is told."""
+    customer = EmulatedUser(id=808, first_name="Олег", language_code="ru")
+    await running.say(AGENT, "/online")
+    await running.say(AGENT_EN, "/online")
+    await running.say(customer, "позовите оператора")
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    await running.emulator.wait_for_bot_messages(AGENT_EN.id, 1, timeout=15)
+    ticket_id = (announcement.text or "").split(":")[0].removeprefix("🆕 ")
+    await running.tap(AGENT, announcement, f"Взять {ticket_id}")
+    await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # "... joined"
+    [saved] = await running.say(AGENT, "/note Ждёт возврат за заказ 4581, уже звонил дважды")
+    assert saved.text == f"Заметка к {ticket_id} сохранена (клиент её не видит)."
+    [choose] = await running.say(AGENT, "/transfer")
+    await running.tap(AGENT, choose, "Kate")
+    told, card = await running.emulator.wait_for_bot_messages(AGENT_EN.id, 2, timeout=15)
+    assert told.text == f"Ольга passed {ticket_id} to you."
+    assert card.text is not None and card.text.startswith(f"📋 {ticket_id} · Олег")
+    assert "\nNotes: Ольга: Ждёт возврат за заказ 4581, уже звонил дважды\n" in card.text
+    said = [m.text or "" for m in await running.settle(customer.id)]
+    assert any("Kate" in text for text in said) and not any("4581" in text for text in said)
+
+
 async def test_a_customer_who_found_the_answer_cancels_the_wait(running: Running) -> None:
     customer = EmulatedUser(id=806, first_name="Вера", language_code="ru")
     [queued] = await running.say(customer, "позовите оператора")
