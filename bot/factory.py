@@ -26,7 +26,7 @@ from bot.redis_server import EmbeddedRedis, connect_redis
 from bot.settings import Settings
 from bot.telegram.delivery import TelegramDelivery
 from bot.telegram.inbox import Inbox, poll_telegram
-from bot.telegram.middlewares import ChatSequencer, FloodControl, UpdateOnce
+from bot.telegram.middlewares import FloodControl, UpdateOnce
 from bot.telegram.replies import TrackCallback
 from bot.telegram.routers import admin, customers
 from bot.telegram.routers.agents import build_agents_router, build_refusals_router
@@ -412,7 +412,7 @@ async def build_application(
             track_sent=_tracker(desk, survey_service),
         )
         dispatcher.update.outer_middleware(metrics.update_middleware())
-        dispatcher.update.outer_middleware(ChatSequencer())
+        # One chat's updates are already handled in order, across processes, by the inbox (bot.telegram.inbox).
         dispatcher.update.outer_middleware(update_once)
         customers_router = customers.build_router()
         customers_router.message.outer_middleware(

@@ -89,7 +89,8 @@ class CustomerDialog:
         self.default_lang = default_lang
         self._menu_human = texts.variants("menu_human")
         self._menu_help = texts.variants("menu_help")
-        # One customer's updates are handled one at a time, so his turns stay in order.
+        # One customer's calls are handled one at a time in this process, whatever channel makes them (Telegram's
+        # inbox also keeps one chat's updates in order across processes; Rasa calls the actions concurrently).
         self._locks: dict[int, asyncio.Lock] = {}
 
     def _lock(self, chat_id: int) -> asyncio.Lock:

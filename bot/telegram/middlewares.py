@@ -25,7 +25,7 @@ from bot.core.handling import handling
 from bot.core.texts import Texts
 from bot.telegram import keys
 
-__all__ = ["ChatSequencer", "FloodControl", "UpdateOnce", "update_chat_id"]
+__all__ = ["FloodControl", "UpdateOnce", "update_chat_id"]
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +41,6 @@ def update_chat_id(update: Update) -> int | None:
         message = update.callback_query.message
         return message.chat.id if message is not None else update.callback_query.from_user.id
     return None
-
-
-class ChatSequencer(BaseMiddleware):
-    """Outer middleware on updates: one chat's updates are handled one after another, in the order they came.
-
-    The dispatcher handles updates concurrently; without this a customer's second message could overtake his
-    first. Waiters on an asyncio lock are served first come, first served.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[int, asyncio.Lock] = {}
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
-        chat_id = update_chat_id(event)
-        if chat_id is None:
-            return await handler(event, data)
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        try:
-            async with lock:
-                return await handler(event, data)
-        finally:
-            if not lock.locked() and self._locks.get(chat_id) is lock:
-                del self._locks[chat_id]
 
 
 class UpdateOnce(BaseMiddleware):
