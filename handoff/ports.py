@@ -53,7 +53,8 @@ class StaffChannel(Protocol):
     """How the desk reaches its staff (one person, or the agents' group)."""
 
     async def send(self, chat_id: int, text: str, buttons: StaffButtons = ()) -> int | None:
-        """Send a message; its id, or None when the person cannot be reached (he blocked the bot, left)."""
+        """Send a message; its id, or None when the person cannot be reached (he blocked the bot, left) or the
+        message goes out later through another process (``handoff.relay.RelayedStaff``)."""
         ...
 
     async def remove_buttons(self, chat_id: int, message_id: int) -> None:
