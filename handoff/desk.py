@@ -120,6 +120,7 @@ class HandoffDesk:
         self.repeat_window = repeat_window
         self._context_ttl = int(context_ttl)
         self._clock = clock
+        self._roster = Roster(redis)  # agents added by an admin may hold tickets too
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
         self._close = redis.register_script(_CLOSE)
@@ -244,7 +245,7 @@ class HandoffDesk:
     async def counts(self) -> dict[str, int]:
         """Tickets by state across all processes: waiting, assigned, and closed by outcome ("closed:resolved")."""
         # going offline releases tickets; an agent added by an admin may hold some (a transfer to him)
-        holders = set(await self.online_agents()) | await Roster(self._redis).added_agents()
+        holders = set(await self.online_agents()) | await self._roster.added_agents()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.STATS)
             pipe.zcard(keys.QUEUE)

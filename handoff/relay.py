@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from bot.core.conversation import Turn
-from bot.core.redis_values import optional_text, text, text_map
+from bot.core.redis_values import fields_of, optional_text, text, text_map
 from handoff import keys
 from handoff.desk import HandoffDesk
 from handoff.events import HandoffEvents
@@ -139,7 +139,7 @@ class Relay:
         """Add ``entry`` to the outbox; with ``once``, only the first time that source is enqueued."""
         fields = entry.to_fields()
         if not once:
-            return str(await self._redis.xadd(keys.OUTBOX, fields, maxlen=100_000, approximate=True))  # type: ignore[arg-type]
+            return str(await self._redis.xadd(keys.OUTBOX, fields_of(fields), maxlen=100_000, approximate=True))
         flat = [item for pair in fields.items() for item in pair]
         added = await self._enqueue_once(keys=[f"{keys.PREFIX}:enqueued:{once}", keys.OUTBOX], args=[_ONCE_TTL, *flat])
         return str(added) if added else None

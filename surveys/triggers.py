@@ -51,7 +51,9 @@ class RelayedSurveys:
 
     async def send(self, survey: Survey) -> bool:
         first = self.questions.first(survey)
-        await self.relay.send_text(survey.chat_id, first.text, buttons=first.buttons, track=f"survey:{survey.id}")
+        await self.relay.send_text(
+            survey.chat_id, first.text, survey.ticket_id, buttons=first.buttons, track=f"survey:{survey.id}"
+        )
         return True
 
 
@@ -87,6 +89,7 @@ class SurveyTriggers:
         self.service = service
         self.questions = questions
         self.sender = sender
+        self._through_relay = RelayedSurveys(relay, questions)
         self.desk = desk
         self.relay = relay
         self.enabled = enabled
@@ -103,8 +106,8 @@ class SurveyTriggers:
         survey = await self.service.open_for_ticket(ticket, articles_in_context(await self.desk.context(ticket.id)))
         if survey is None:
             return
-        first = self.questions.first(survey)
-        await self.relay.send_text(survey.chat_id, first.text, ticket.id, buttons=first.buttons, track=f"survey:{survey.id}")
+        # after the agent's last message and the "closed" notice: through the relay, in the ticket's order
+        await self._through_relay.send(survey)
 
     async def delivered(self, track: str, message_id: int, error: str) -> None:
         """The relay delivered (or could not deliver) a tracked message; surveys keep their message id."""
