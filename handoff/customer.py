@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from bot.core.channels import channel_of
 from bot.core.ports import Action, Button, HandoffOutcome, HandoffRequest, Reply
 from bot.core.texts import Texts
 from handoff import HandoffDesk, Outcome, Ticket, TicketRequest, TicketState, WorkingHours
 from handoff.events import HandoffEvents
 from handoff.relay import Relay
 from handoff.workspace import format_wait_estimate
+from intents import detect_language
 
 __all__ = ["CustomerHandoff"]
 
@@ -42,8 +45,9 @@ class CustomerHandoff:
         self.events = events or relay.events
         self._clock = clock
 
-    async def request(self, request: HandoffRequest, *, channel: str = "telegram") -> HandoffOutcome:
-        """Open (or find) the customer's ticket; ``channel`` marks where he writes from (see ``Ticket.channel``)."""
+    async def request(self, request: HandoffRequest, *, channel: str = "") -> HandoffOutcome:
+        """Open (or find) the customer's ticket; ``channel`` marks where he writes from (``Ticket.channel``; by
+        default the channel his chat id belongs to)."""
         customer = request.customer
         opened = await self.desk.open(
             TicketRequest(
@@ -56,7 +60,7 @@ class CustomerHandoff:
                 question=request.question or _last_question(request),
                 frustration=request.frustration,
                 context=tuple(turn.to_json() for turn in request.context),
-                channel=channel,
+                channel=channel or channel_of(customer.chat_id).value,
             )
         )
         ticket = opened.ticket
@@ -114,6 +118,17 @@ class CustomerHandoff:
         position = await self.desk.position(ticket.id) or 1
         text = self.texts.get(ticket.lang, "handoff_already_waiting", position=position, eta=await self.eta(position, ticket.lang))
         await self.relay.send_text(ticket.chat_id, text, ticket.id)
+
+    async def follow_language(self, ticket: Ticket, words: str, app_code: str | None) -> Ticket:
+        """A customer who changes language while he waits (or talks to an agent) is told what happens from then on
+        in the language he now writes in: the ticket's language follows his words (``app_code``: his app's)."""
+        if not words:
+            return ticket
+        lang = detect_language(words, prior=app_code or ticket.lang)
+        if lang == ticket.lang:
+            return ticket
+        await self.desk.update(ticket.id, lang=lang)
+        return replace(ticket, lang=lang)
 
     async def cancel(self, chat_id: int, ticket_id: str, lang: str) -> tuple[Reply, Ticket | None]:
         """The customer found the answer himself: the ticket closes as resolved by him."""

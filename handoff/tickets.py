@@ -39,7 +39,7 @@ class TicketRequest:
     username: str = ""
     frustration: tuple[str, ...] = ()
     context: tuple[str, ...] = ()  # the conversation log's turns, as JSON
-    channel: str = "telegram"  # where the customer writes from: "telegram", or "rasa" (a Rasa assistant's user)
+    channel: str = "telegram"  # where the customer writes from: a ``bot.core.channels.Channel`` value
 
 
 @dataclass

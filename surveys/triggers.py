@@ -82,6 +82,7 @@ class SurveyTriggers:
         *,
         enabled: bool = True,
         silence_seconds: float = 3600.0,
+        sender_reaches: Callable[[int], bool] = lambda chat_id: True,
         tick: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -89,6 +90,7 @@ class SurveyTriggers:
         self.service = service
         self.questions = questions
         self.sender = sender
+        self._sender_reaches = sender_reaches  # chats ``sender`` cannot reach get their survey through the relay
         self._through_relay = RelayedSurveys(relay, questions)
         self.desk = desk
         self.relay = relay
@@ -172,6 +174,7 @@ class SurveyTriggers:
                 customer_name=str(payload.get("name", "")),
                 articles=list(payload.get("articles", [])),
             )
-            if survey is not None and await self.sender.send(survey):
+            sender = self.sender if self._sender_reaches(chat_id) else self._through_relay
+            if survey is not None and await sender.send(survey):
                 sent += 1
         return sent

@@ -1,8 +1,8 @@
 """Rasa conversations as Zabota customers: their chat ids, and the outbox of what is said to them.
 
 Tickets and surveys identify a customer by a numeric chat id. A Rasa conversation (a ``sender_id`` string) gets
-one from a range no Telegram chat uses (Telegram ids stay below 2**52 in absolute value), so the relay knows at
-once that a message for it goes to the Rasa outbox, not to Telegram; ``bot.rasa.bridge`` pushes it into Rasa.
+one from the Rasa range of ``bot.core.channels``, so the relay knows at once that a message for it goes to the
+Rasa outbox, not to Telegram; ``bot.rasa.bridge`` pushes it into Rasa.
 Nothing here needs rasa-sdk: the Telegram bot's relay uses this module too.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.core.channels import Channel, channel_of, chat_id_in
 from bot.rasa import keys
 from handoff.ports import OutboxEntry
 from surveys.questions import parse_tap
@@ -36,7 +37,6 @@ __all__ = [
     "survey_payload",
 ]
 
-_FIRST_RASA_CHAT = 2**52  # chat ids -(2**52 + n): outside Telegram's range, exact as floats (below 2**53)
 
 # Button payloads: Rasa reads "/intent{json}" as that intent with those entities, without its NLU.
 ARTICLE_INTENT = "zabota_kb_article"
@@ -48,7 +48,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def is_rasa_chat(chat_id: int) -> bool:
-    return chat_id <= -_FIRST_RASA_CHAT
+    return channel_of(chat_id) is Channel.RASA
 
 
 def article_payload(article_id: str) -> str:
@@ -87,7 +87,7 @@ class RasaConversations:
         known = await self.find(sender_id)
         if known is not None:
             return known
-        chat_id = -(_FIRST_RASA_CHAT + int(await self._redis.incr(keys.SEQUENCE)))
+        chat_id = chat_id_in(Channel.RASA, int(await self._redis.incr(keys.SEQUENCE)))
         if not await self._redis.set(keys.sender(sender_id), str(chat_id), nx=True):
             other = await self.find(sender_id)  # another process gave it one first
             if other is not None:

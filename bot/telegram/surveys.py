@@ -1,7 +1,7 @@
 """Surveys in Telegram: the one-tap questions, their in-place edits, comments, and Telegram's "blocked" notice.
 
-``SurveyMessenger`` sends a survey's first question and reacts to its taps, editing the message in place; the
-words and buttons come from ``surveys.questions``, a bad score's alert from ``surveys.alerts``. The router at the
+``SurveyMessenger`` sends a survey's first question and shows what its taps do (``surveys.taps``), editing the
+message in place; the words and buttons come from ``surveys.questions``. The router at the
 bottom receives the taps and Telegram's notice that a customer blocked or unblocked the bot.
 """
 
@@ -14,10 +14,10 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from surveys.alerts import LowScoreAlerts
-from surveys.models import Survey, TapOutcome
+from surveys.models import Survey
 from surveys.questions import SurveyMessage, SurveyQuestions
 from surveys.service import SurveyService
+from surveys.taps import SurveyTaps
 
 __all__ = ["SurveyCallback", "SurveyMessenger", "build_router", "keyboard"]
 
@@ -44,11 +44,11 @@ def keyboard(message: SurveyMessage) -> InlineKeyboardMarkup | None:
 class SurveyMessenger:
     """Sends surveys, records taps, edits the survey message in place, and has bad scores alerted."""
 
-    def __init__(self, service: SurveyService, bot: Bot, questions: SurveyQuestions, alerts: LowScoreAlerts) -> None:
+    def __init__(self, service: SurveyService, bot: Bot, questions: SurveyQuestions, taps: SurveyTaps) -> None:
         self.service = service
         self.bot = bot
         self.questions = questions
-        self.alerts = alerts
+        self.taps = taps
 
     async def send(self, survey: Survey) -> bool:
         """Send the survey's first question now; a customer who blocked the bot is remembered, not retried."""
@@ -66,60 +66,20 @@ class SurveyMessenger:
         return True
 
     async def on_tap(self, query: CallbackQuery, data: SurveyCallback) -> None:
-        if data.q == "comment":
-            await self._comment_choice(query, data)
-            return
-        try:
-            value = int(data.v)
-        except ValueError:
-            await query.answer()
-            return
-        result = await self.service.tap(data.i, query.from_user.id, data.q, value)
-        survey = result.survey
-        texts = self.questions.texts
-        lang = survey.lang if survey is not None else texts.for_code(query.from_user.language_code)
-        if result.outcome is not TapOutcome.ACCEPTED:
-            notice = {
-                TapOutcome.EXPIRED: "survey_closed",
-                TapOutcome.REPEATED: "already_counted",
-                TapOutcome.NOT_YOURS: "not_yours",
-            }.get(result.outcome, "survey_closed")
-            await query.answer(texts.get(lang, notice))
-            return
-        await query.answer()
-        assert survey is not None
-        following = self.questions.after_answer(survey)
-        await self._edit(query, following.text, keyboard(following), survey.id)
-        if result.became_low:
-            await self.alerts.alert(survey)
-
-    async def _comment_choice(self, query: CallbackQuery, data: SurveyCallback) -> None:
-        survey = await self.service.get(data.i)
-        await query.answer()
-        if survey is None or survey.user_id != query.from_user.id:
-            return
-        write = data.v == "c"
-        if write:
-            await self.service.await_comment(survey.chat_id, survey.id)
-        await self._edit(query, self.questions.after_comment_choice(survey, write), None, survey.id)
-
-    async def _edit(self, query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None, survey_id: str) -> None:
-        if isinstance(query.message, Message):
+        reply = await self.taps.tap(data.pack(), query.from_user.id, query.from_user.language_code)
+        await query.answer(reply.notice if reply is not None and reply.notice else None)
+        if reply is not None and reply.message is not None and isinstance(query.message, Message):
             try:
-                await query.message.edit_text(text, reply_markup=markup)
+                await query.message.edit_text(reply.message.text, reply_markup=keyboard(reply.message))
             except TelegramBadRequest as exc:
-                log.info("survey %s message not edited: %s", survey_id, exc)
+                log.info("survey %s message not edited: %s", data.i, exc)
 
     async def take_comment(self, message: Message) -> bool:
         """The customer's message is the comment he offered to write: record it, thank him, tell supervisors."""
-        survey_id = await self.service.take_comment_slot(message.chat.id)
-        if not survey_id:
+        thanks = await self.taps.comment(message.chat.id, message.text or message.caption or "")
+        if thanks is None:
             return False
-        survey = await self.service.record_comment(survey_id, message.text or message.caption or "")
-        if survey is None:
-            return False
-        await message.answer(self.questions.texts.get(survey.lang, "comment_thanks"))
-        await self.alerts.forward_comment(survey)
+        await message.answer(thanks)
         return True
 
 

@@ -7,7 +7,6 @@ of answered by the bot; everything else goes to ``CustomerDialog``.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
@@ -22,7 +21,6 @@ from bot.telegram.surveys import SurveyMessenger
 from handoff import HandoffDesk
 from handoff.customer import CustomerHandoff
 from handoff.relay import Relay
-from intents import detect_language
 
 __all__ = ["build_router"]
 
@@ -62,24 +60,23 @@ async def _lang(dialog: CustomerDialog, chat_id: int) -> str:
     return dialog.texts.lang((await dialog.states.load(chat_id)).lang)
 
 
-async def _relayed(message: Message, desk: HandoffDesk, relay: Relay, dialog: CustomerDialog | None = None) -> bool:
-    """Relay the message to the hand-off when the customer has an open ticket.
-
-    A customer who changes language while he waits (or talks to an agent) is told what happens from then on in
-    the language he now writes in: the ticket's language follows his words.
-    """
+async def _relayed(
+    message: Message, desk: HandoffDesk, relay: Relay, follow: tuple[CustomerHandoff, CustomerDialog] | None = None
+) -> bool:
+    """Relay the message to the hand-off when the customer has an open ticket (the ticket's language follows his
+    words: ``CustomerHandoff.follow_language``)."""
     ticket = await desk.open_ticket_of(message.chat.id)
     if ticket is None:
         return False
     words = message.text or message.caption or ""
-    if words:
-        telegram = message.from_user.language_code if message.from_user else None
-        lang = detect_language(words, prior=telegram or ticket.lang)
-        if lang != ticket.lang:
-            await desk.update(ticket.id, lang=lang)
-            ticket = replace(ticket, lang=lang)
-            if dialog is not None:
-                await dialog.remember_language(message.chat.id, lang)
+    if follow is not None:
+        customer_handoff, dialog = follow
+        followed = await customer_handoff.follow_language(
+            ticket, words, message.from_user.language_code if message.from_user else None
+        )
+        if followed.lang != ticket.lang:
+            ticket = followed
+            await dialog.remember_language(message.chat.id, ticket.lang)
     await relay.customer_message(ticket, message.chat.id, message.message_id, message_kind(message), words)
     return True
 
@@ -113,32 +110,39 @@ async def text_message(
     dialog: CustomerDialog,
     desk: HandoffDesk,
     relay: Relay,
+    customer_handoff: CustomerHandoff,
     survey_messenger: SurveyMessenger,
     track_sent: TrackCallback,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     if await survey_messenger.take_comment(message):  # the comment he offered after a low score
         return
-    if await _relayed(message, desk, relay, dialog):
+    if await _relayed(message, desk, relay, (customer_handoff, dialog)):
         return
     await bot.send_chat_action(message.chat.id, "typing")
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
     await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def edited_text(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay, track_sent: TrackCallback) -> None:
+async def edited_text(
+    message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay,
+    customer_handoff: CustomerHandoff, track_sent: TrackCallback,
+) -> None:
     assert message.from_user is not None and message.text is not None
-    if await _relayed(message, desk, relay, dialog):
+    if await _relayed(message, desk, relay, (customer_handoff, dialog)):
         return
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text, edited=True)
     await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
-async def other_message(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay, track_sent: TrackCallback) -> None:
+async def other_message(
+    message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, relay: Relay,
+    customer_handoff: CustomerHandoff, track_sent: TrackCallback,
+) -> None:
     """Photos, voice, stickers, documents, locations...: to the agent if one is involved, else a polite reply."""
     if message.from_user is None:
         return
-    if await _relayed(message, desk, relay, dialog):
+    if await _relayed(message, desk, relay, (customer_handoff, dialog)):
         return
     kind = next((k for attribute, k in _MEDIA_KINDS if getattr(message, attribute, None)), "other")
     replies = await dialog.media(customer_of(message.from_user, message.chat.id), kind, message.caption or "")
