@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 import handoff
 import surveys as surveys_package
+from bot.core.channels import Channel, channel_of
 from bot.core.conversation import ConversationLog, DialogStates
 from bot.core.dialog import CustomerDialog
 from bot.core.gaps import GapLog
@@ -34,11 +35,13 @@ from bot.telegram.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPa
 from bot.telegram.staff import TelegramCustomers, TelegramStaff
 from bot.telegram.surveys import SurveyMessenger
 from bot.telegram.surveys import build_router as build_surveys_router
+from bot.web.chats import WebChats, WebCustomers, WebDelivery
+from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
 from handoff.events import HandoffEvents
 from handoff.monitor import QueueMonitor
-from handoff.ports import StaffChannel
+from handoff.ports import CustomerChannel, StaffChannel
 from handoff.relay import Relay, RelayedStaff
 from handoff.roster import AgentDirectory, Roster
 from handoff.workspace import AgentWorkspace, load_canned
@@ -55,6 +58,7 @@ from kb_index import (
 from surveys import Survey, SurveyService
 from surveys.alerts import LowScoreAlerts
 from surveys.questions import SurveyQuestions
+from surveys.taps import SurveyTaps
 from surveys.triggers import RelayedSurveys, SurveyTriggers
 
 __all__ = [
@@ -145,6 +149,7 @@ class Application:
     surveys: SurveyService
     survey_questions: SurveyQuestions
     survey_alerts: LowScoreAlerts
+    survey_taps: SurveyTaps
     survey_messenger: SurveyMessenger | None
     survey_triggers: SurveyTriggers
     update_once: UpdateOnce
@@ -154,6 +159,7 @@ class Application:
     gap_log: GapLog
     metrics: Metrics
     ops: OpsEndpoints
+    widget: WidgetServer | None  # the website chat widget (WEB_ENABLED), served by ``bot.runner``
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -166,6 +172,8 @@ class Application:
         ]
         if self.monitor is not None:
             jobs.append(("queue-monitor", self.monitor.run(self._stop)))
+        if self.widget is not None:
+            jobs.append(("web-hub", self.widget.hub.run(self._stop)))
         for name, job in jobs:
             task = asyncio.create_task(job, name=name)
             self.tasks.add(task)
@@ -208,6 +216,18 @@ class Application:
         await self.redis.aclose()
         if self.embedded_redis is not None:
             await self.embedded_redis.stop()
+
+
+class _CustomersByChannel:
+    """The queue monitor's edits of what customers were shown, on the channel each customer is on."""
+
+    def __init__(self, telegram: CustomerChannel, web: CustomerChannel) -> None:
+        self._telegram = telegram
+        self._web = web
+
+    async def edit(self, chat_id: int, message_id: int, text: str) -> bool:
+        channel = self._web if channel_of(chat_id) is Channel.WEB else self._telegram
+        return await channel.edit(chat_id, message_id, text)
 
 
 def _tracker(desk: HandoffDesk, surveys: SurveyService) -> TrackCallback:
@@ -305,11 +325,13 @@ async def build_application(
         Roster(redis), frozenset(hs.agent_ids), frozenset(hs.supervisor_ids), frozenset(hs.admin_ids)
     )
     events = HandoffEvents()  # each party below is subscribed to what it must hear, once all exist
+    web_chats = WebChats(redis, retention_days=settings.dialog.conversation_retention_days)
     relay = Relay(
         redis,
         desk,
-        # customers of a Rasa assistant (``zabota actions``) first; every other chat is a Telegram one
-        [RasaOutbox(redis), *([TelegramDelivery(bot)] if bot is not None else [])],
+        # customers of a Rasa assistant (``zabota actions``) and of the website widget first; every other chat
+        # is a Telegram one
+        [RasaOutbox(redis), WebDelivery(web_chats), *([TelegramDelivery(bot)] if bot is not None else [])],
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
         events=events,
     )
@@ -330,7 +352,7 @@ async def build_application(
     monitor = QueueMonitor(
         redis,
         workspace,
-        TelegramCustomers(bot),
+        _CustomersByChannel(TelegramCustomers(bot), WebCustomers(web_chats)),
         agents_chat_id=hs.agents_chat_id,
         supervisor_ids=hs.supervisor_ids,
         wait_alert_seconds=hs.wait_alert_minutes * 60,
@@ -362,9 +384,8 @@ async def build_application(
         more_alert_chat_ids=directory.supervisors,
         transcript=transcript,
     )
-    survey_messenger = (
-        SurveyMessenger(survey_service, bot, survey_questions, survey_alerts) if bot is not None else None
-    )
+    survey_taps = SurveyTaps(survey_service, survey_questions, survey_alerts)
+    survey_messenger = SurveyMessenger(survey_service, bot, survey_questions, survey_taps) if bot is not None else None
     survey_triggers = SurveyTriggers(
         redis,
         survey_service,
@@ -374,6 +395,8 @@ async def build_application(
         relay,
         enabled=ss.enabled,
         silence_seconds=ss.assumed_resolved_minutes * 60,
+        # the Telegram messenger sends to Telegram chats; the relay's outbox reaches every channel
+        sender_reaches=lambda chat_id: survey_messenger is not None and channel_of(chat_id) is Channel.TELEGRAM,
     )
     events.ticket_opened.append(workspace.announce)
     events.waiting_message.append(customer_handoff.acknowledge_waiting)
@@ -432,6 +455,12 @@ async def build_application(
             build_surveys_router(),
             customers_router,
         )
+    widget = None
+    if settings.web.enabled:
+        widget = WidgetServer(
+            redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats
+        )
+        await widget.ready()
     return Application(
         settings=settings,
         redis=redis,
@@ -450,6 +479,7 @@ async def build_application(
         surveys=survey_service,
         survey_questions=survey_questions,
         survey_alerts=survey_alerts,
+        survey_taps=survey_taps,
         survey_messenger=survey_messenger,
         survey_triggers=survey_triggers,
         update_once=update_once,
@@ -459,4 +489,5 @@ async def build_application(
         gap_log=gap_log,
         metrics=metrics,
         ops=OpsEndpoints(metrics, redis, desk, survey_service, kb),
+        widget=widget,
     )

@@ -22,7 +22,9 @@ from bot.telegram.inbox import webhook_handler
 from kb_index import Encoder
 from surveys import Question
 
-__all__ = ["build_actions", "build_bridge", "build_executor", "run_action_server", "run_bot", "run_demo"]
+__all__ = [
+    "build_actions", "build_bridge", "build_executor", "run_action_server", "run_bot", "run_demo", "serve_widget",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,25 @@ def webhook_app(app: Application) -> web.Application:
     return web_app
 
 
+async def serve_widget(app: Application) -> tuple[web.AppRunner, str] | None:
+    """The website chat widget on WEB_HOST:WEB_PORT (when WEB_ENABLED); the runner and the widget's address."""
+    if app.widget is None:
+        return None
+    ws = app.settings.web
+    runner = web.AppRunner(app.widget.web_app())
+    await runner.setup()
+    site = web.TCPSite(runner, ws.host, ws.port)
+    await site.start()
+    port = ws.port or runner.addresses[0][1]
+    address = ws.public_url.rstrip("/") or f"http://{'127.0.0.1' if ws.host in ('0.0.0.0', '') else ws.host}:{port}"
+    log.info("website chat widget: %s/widget.js (a test page: %s/demo)", address, address)
+    return runner, address
+
+
 async def run_bot(settings: Settings, *, webhook: bool) -> int:
     app = await build_application(settings)
     app.start_background()
+    widget = await serve_widget(app)
     try:
         if webhook:
             telegram = settings.telegram
@@ -96,6 +114,8 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 if ops is not None:
                     await ops.cleanup()
     finally:
+        if widget is not None:
+            await widget[0].cleanup()
         await app.close()
     return 0
 
@@ -118,6 +138,7 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
     print("Starting Zabota (first start prepares the model and the index: about a minute) ...", file=sys.stderr)
     app = await build_application(settings, token=emulator.token)
     app.start_background()
+    widget = await serve_widget(app)
     polling = asyncio.create_task(app.run_polling(timeout=1), name="polling")
     customer = EmulatedUser(id=DEMO_CUSTOMER_ID, first_name={"uk": "Олена", "en": "Anna"}.get(lang, "Анна"),
                             language_code=lang)
@@ -130,6 +151,8 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
             + "Ctrl-D quits.",
             file=sys.stderr,
         )
+    if widget is not None:
+        print(f"The website chat widget, on a test page: {widget[1]}/demo?lang={lang}", file=sys.stderr)
     chat = TerminalChat(emulator, customer, operator, echo=not interactive)
     try:
         await chat.say("/start")
@@ -138,6 +161,8 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
     finally:
         app.stop()
         await asyncio.gather(polling, return_exceptions=True)
+        if widget is not None:
+            await widget[0].cleanup()
         await app.close()
         await emulator.stop()
     return 0

@@ -26,6 +26,7 @@ __all__ = [
     "Settings",
     "SurveySettings",
     "TelegramSettings",
+    "WebSettings",
 ]
 
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "kb_index" / "sample_kb"
@@ -230,6 +231,43 @@ class TelegramSettings(BaseSettings):
     )
 
 
+class WebSettings(BaseSettings):
+    """WEB_*: the chat widget for the company's website, served by ``zabota run`` and ``zabota demo``."""
+
+    model_config = _config("WEB_")
+
+    enabled: bool = Field(True, description="Serve the website chat widget (/widget.js) and its API.")
+    host: str = Field("127.0.0.1", description="Where the widget is served (0.0.0.0 behind a reverse proxy).")
+    port: int = Field(8090, ge=0, le=65535, description="Its port (0: the system picks a free one).")
+    public_url: str = Field(
+        "", description="The address the website loads /widget.js from (https://support.example.com); empty: "
+        "http://WEB_HOST:WEB_PORT.",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Websites allowed to embed the widget (comma-separated origins, e.g. https://shop.example.com; "
+        "'*' for any). The widget's own address is always allowed.",
+    )
+    secret: SecretStr = Field(
+        SecretStr(""), description="Signs visitors' ids; empty: one is made on first start and kept in Redis."
+    )
+    identity_secret: SecretStr = Field(
+        SecretStr(""), description="Shared with the website to sign a known user's id (HMAC-SHA256, hex); empty: "
+        "signed identities are refused.",
+    )
+    max_message_chars: int = Field(2000, ge=1, description="Longest message a visitor may send.")
+    visitor_messages_per_minute: int = Field(20, ge=1, description="Messages and taps one visitor may send a minute.")
+    address_messages_per_minute: int = Field(120, ge=1, description="The same from one IP address, all visitors.")
+    trusted_proxy: bool = Field(False, description="Take the visitor's address from X-Forwarded-For (behind a proxy).")
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+
 class RedisSettings(BaseSettings):
     """REDIS_*: empty URL means an embedded Redis server that keeps its data under ZABOTA_DATA_DIR."""
 
@@ -261,6 +299,7 @@ class Settings:
         handoff: HandoffSettings | None = None,
         surveys: SurveySettings | None = None,
         actions: ActionsSettings | None = None,
+        web: WebSettings | None = None,
     ) -> None:
         self.app = app or AppSettings()
         self.kb = kb or KbSettings()
@@ -270,6 +309,7 @@ class Settings:
         self.handoff = handoff or HandoffSettings()
         self.surveys = surveys or SurveySettings()
         self.actions = actions or ActionsSettings()
+        self.web = web or WebSettings()
 
     @property
     def cache_dir(self) -> Path:

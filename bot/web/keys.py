@@ -1,0 +1,43 @@
+"""Redis keys of the web channel (the website chat widget), all in one place.
+
+    zabota:web:secret                     the key visitors' ids are signed with, when WEB_SECRET is not set
+    zabota:web:visitors                   the last visitor number given (a counter)
+    zabota:web:user:{site user id}        the visitor number of a signed-in user of the website (his conversation)
+    zabota:web:profile:{chat_id}          name, language, site user id of a visitor (a hash)
+    zabota:web:chat:{chat_id}             what the widget shows: messages and their edits, in order (a stream)
+    zabota:web:chat:{chat_id}:seq         the number of the chat's last message
+    zabota:web:sent:{chat_id}:{id}        a visitor's message (by the widget's own id) is being handled / was
+    zabota:web:rate:{who}:{minute}        messages in this minute from a visitor or an address (counter, TTL)
+    zabota:web:events                     pub/sub: "a chat has something new" to every process serving widgets
+"""
+
+from __future__ import annotations
+
+PREFIX = "zabota:web"
+SECRET = f"{PREFIX}:secret"
+VISITORS = f"{PREFIX}:visitors"
+EVENTS = f"{PREFIX}:events"
+
+
+def user(site_user_id: str) -> str:
+    return f"{PREFIX}:user:{site_user_id}"
+
+
+def profile(chat_id: int) -> str:
+    return f"{PREFIX}:profile:{chat_id}"
+
+
+def chat(chat_id: int) -> str:
+    return f"{PREFIX}:chat:{chat_id}"
+
+
+def chat_sequence(chat_id: int) -> str:
+    return f"{chat(chat_id)}:seq"
+
+
+def sent(chat_id: int, client_id: str) -> str:
+    return f"{PREFIX}:sent:{chat_id}:{client_id}"
+
+
+def rate(who: str, minute: int) -> str:
+    return f"{PREFIX}:rate:{who}:{minute}"
