@@ -183,8 +183,11 @@ class Inbox:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-            beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
+            # A cancel that lands while the heartbeat's Redis call is in flight can be swallowed inside the client;
+            # it is repeated until the heartbeat has stopped.
+            while not beating.done():
+                beating.cancel()
+                await asyncio.wait({beating}, timeout=1.0)
             with contextlib.suppress(RedisError):
                 await self._redis.delete(keys.inbox_consumer(self._bot_id, self.consumer))
 

@@ -56,6 +56,7 @@ class BotProcess:
             "TELEGRAM_WEBHOOK_SECRET": SECRET,
             "TELEGRAM_WEBHOOK_HOST": "127.0.0.1",
             "TELEGRAM_WEBHOOK_PORT": str(self.port),
+            "WEB_PORT": "0",  # the web channel on a free port: several processes on one host
         }
         self.emulator = emulator
         self.logs = logs

@@ -70,6 +70,7 @@ class BotProcesses:
                 "TELEGRAM_WEBHOOK_SECRET": SECRET,
                 "TELEGRAM_WEBHOOK_HOST": "127.0.0.1",
                 "TELEGRAM_WEBHOOK_PORT": str(port),
+                "WEB_PORT": "0",  # the web channel on a free port: several processes on one host
                 "HANDOFF_WORKING_HOURS": "24/7",
                 "OMP_NUM_THREADS": "1",
             }

@@ -30,6 +30,7 @@ async def start_bot(emulator: TelegramEmulator, redis_url: str, data: Path) -> a
         "ZABOTA_LOG_LEVEL": "WARNING",
         "HANDOFF_AGENT_IDS": str(AGENT_ID),
         "HANDOFF_WORKING_HOURS": "24/7",
+        "WEB_PORT": "0",  # the web channel on a free port: several processes on one host
     }
     with open(data / "bot.log", "ab") as log:  # the child keeps its own copy of the descriptor
         process = await asyncio.create_subprocess_exec(
