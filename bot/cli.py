@@ -159,6 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     bench_e2e.add_argument("--customers", type=int, default=300, help="customers who ask at the same moment")
     bench_e2e.add_argument("--json", action="store_true")
     bench_e2e.set_defaults(handler=_bench_e2e)
+    bench_widget = bench.add_parser(
+        "widget", help="the website chat widget: visitors connected at once to one process, each asking"
+    )
+    bench_widget.add_argument("--visitors", type=int, default=500, help="visitors connected and asking at once")
+    bench_widget.add_argument("--json", action="store_true")
+    bench_widget.set_defaults(handler=_bench_widget)
     return parser
 
 
@@ -428,6 +434,18 @@ def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
     print(" | ".join(columns))
     for row in results:
         print(" | ".join(str(row[key]) for key in columns))
+    return 0
+
+
+def _bench_widget(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench_web import run_widget_bench
+
+    result = asyncio.run(run_widget_bench(settings, args.visitors))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(" | ".join(result))
+    print(" | ".join(str(value) for value in result.values()))
     return 0
 
 

@@ -36,6 +36,7 @@ from bot.telegram.staff import TelegramCustomers, TelegramStaff
 from bot.telegram.surveys import SurveyMessenger
 from bot.telegram.surveys import build_router as build_surveys_router
 from bot.web.chats import WebChats, WebCustomers, WebDelivery
+from bot.web.console import Console
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
@@ -160,6 +161,7 @@ class Application:
     metrics: Metrics
     ops: OpsEndpoints
     widget: WidgetServer | None  # the website chat widget (WEB_ENABLED), served by ``bot.runner``
+    console: Console | None  # the agents' web workplace (WEB_ENABLED), served with the widget
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -205,10 +207,11 @@ class Application:
 
     async def close(self) -> None:
         self._stop.set()
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        # A cancel that lands inside a Redis call can be swallowed by the client: repeated until each has stopped.
+        while self.tasks:
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.wait(set(self.tasks), timeout=1.0)
         await self.relay.step_down()
         await self.kb.close()
         if self.bot is not None:
@@ -455,12 +458,16 @@ async def build_application(
             build_surveys_router(),
             customers_router,
         )
-    widget = None
+    widget = console = None
     if settings.web.enabled:
         widget = WidgetServer(
             redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats
         )
         await widget.ready()
+        console = Console(redis, desk, workspace, relay, directory, survey_service,
+                          public_url=settings.web.address, default_lang=default_lang)
+    if dispatcher is not None:
+        dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(
         settings=settings,
         redis=redis,
@@ -490,4 +497,5 @@ async def build_application(
         metrics=metrics,
         ops=OpsEndpoints(metrics, redis, desk, survey_service, kb),
         widget=widget,
+        console=console,
     )

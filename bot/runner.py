@@ -19,11 +19,12 @@ from bot.rasa.channel import RasaConversations, RasaOutbox
 from bot.rasa.server import ActionServer
 from bot.settings import Settings
 from bot.telegram.inbox import webhook_handler
+from bot.web.server import web_app
 from kb_index import Encoder
 from surveys import Question
 
 __all__ = [
-    "build_actions", "build_bridge", "build_executor", "run_action_server", "run_bot", "run_demo", "serve_widget",
+    "build_actions", "build_bridge", "build_executor", "run_action_server", "run_bot", "run_demo", "serve_web",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,25 +55,28 @@ def webhook_app(app: Application) -> web.Application:
     return web_app
 
 
-async def serve_widget(app: Application) -> tuple[web.AppRunner, str] | None:
-    """The website chat widget on WEB_HOST:WEB_PORT (when WEB_ENABLED); the runner and the widget's address."""
-    if app.widget is None:
+async def serve_web(app: Application) -> tuple[web.AppRunner, str] | None:
+    """The web channel on WEB_HOST:WEB_PORT (when WEB_ENABLED): the website widget and the agents' workplace; the
+    runner and the address browsers reach it at."""
+    if app.widget is None and app.console is None:
         return None
     ws = app.settings.web
-    runner = web.AppRunner(app.widget.web_app())
+    runner = web.AppRunner(web_app(app.widget, app.console))
     await runner.setup()
     site = web.TCPSite(runner, ws.host, ws.port)
     await site.start()
-    port = ws.port or runner.addresses[0][1]
-    address = ws.public_url.rstrip("/") or f"http://{'127.0.0.1' if ws.host in ('0.0.0.0', '') else ws.host}:{port}"
-    log.info("website chat widget: %s/widget.js (a test page: %s/demo)", address, address)
+    address = ws.address if ws.port else ws.model_copy(update={"port": runner.addresses[0][1]}).address
+    if app.console is not None:
+        app.console.public_url = address  # sign-in links point here
+    log.info("website chat widget: %s/widget.js (a test page: %s/demo); agents' workplace: %s/console",
+             address, address, address)
     return runner, address
 
 
 async def run_bot(settings: Settings, *, webhook: bool) -> int:
     app = await build_application(settings)
     app.start_background()
-    widget = await serve_widget(app)
+    widget = await serve_web(app)
     try:
         if webhook:
             telegram = settings.telegram
@@ -138,7 +142,7 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
     print("Starting Zabota (first start prepares the model and the index: about a minute) ...", file=sys.stderr)
     app = await build_application(settings, token=emulator.token)
     app.start_background()
-    widget = await serve_widget(app)
+    widget = await serve_web(app)
     polling = asyncio.create_task(app.run_polling(timeout=1), name="polling")
     customer = EmulatedUser(id=DEMO_CUSTOMER_ID, first_name={"uk": "Олена", "en": "Anna"}.get(lang, "Анна"),
                             language_code=lang)
@@ -153,6 +157,9 @@ async def run_demo(settings: Settings, *, lang: str = "ru", agent: bool = True) 
         )
     if widget is not None:
         print(f"The website chat widget, on a test page: {widget[1]}/demo?lang={lang}", file=sys.stderr)
+        if agent and app.console is not None:
+            link = await app.console.sign_in_link(DEMO_AGENT_ID)
+            print(f"The agents' workplace, signed in as the demo agent (the link works once): {link}", file=sys.stderr)
     chat = TerminalChat(emulator, customer, operator, echo=not interactive)
     try:
         await chat.say("/start")

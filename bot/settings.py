@@ -260,6 +260,12 @@ class WebSettings(BaseSettings):
     address_messages_per_minute: int = Field(120, ge=1, description="The same from one IP address, all visitors.")
     trusted_proxy: bool = Field(False, description="Take the visitor's address from X-Forwarded-For (behind a proxy).")
 
+    @property
+    def address(self) -> str:
+        """Where browsers reach the web channel: WEB_PUBLIC_URL, or this host and port."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return self.public_url.rstrip("/") or f"http://{host}:{self.port}"
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:

@@ -117,6 +117,15 @@ class Relay:
         else:
             await self.events.customer_wrote_while_waiting(ticket)
 
+    async def agent_text(self, ticket: Ticket, text: str, source: str) -> None:
+        """An agent's answer typed on another channel (the web workplace; ``source`` names it once): into the
+        ticket's context, and to the customer as words."""
+        turn = Turn("agent", "text", text, ticket.lang, {"agent_id": ticket.agent_id, "agent": ticket.agent_name})
+        await self.desk.append_turn(ticket.id, turn)
+        await self.desk.mark(ticket.id, agent_reply=True)
+        entry = OutboxEntry(to=ticket.chat_id, direction="to_customer", ticket=ticket.id, text=text)
+        await self.enqueue(entry, once=source)
+
     async def send_text(
         self,
         chat_id: int,

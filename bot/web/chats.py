@@ -145,6 +145,11 @@ class WebHub:
         for event in self._waiting.get(chat_id, ()):
             event.set()
 
+    def wake_everyone(self) -> None:
+        for events in self._waiting.values():
+            for event in events:
+                event.set()
+
     @property
     def connections(self) -> int:
         return sum(len(events) for events in self._waiting.values())

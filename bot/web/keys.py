@@ -9,9 +9,14 @@
     zabota:web:sent:{chat_id}:{id}        a visitor's message (by the widget's own id) is being handled / was
     zabota:web:rate:{who}:{minute}        messages in this minute from a visitor or an address (counter, TTL)
     zabota:web:events                     pub/sub: "a chat has something new" to every process serving widgets
+    zabota:web:console:signin:{sha256}    a one-time sign-in link's token (hashed) -> the staff member's user id
+    zabota:web:console:session:{sha256}   a workplace session (hashed id): user id, CSRF token (12 h)
+    zabota:web:console:viewing:{ticket}   who has the ticket open in the workplace now (user id -> last seen)
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "zabota:web"
 SECRET = f"{PREFIX}:secret"
@@ -41,3 +46,20 @@ def sent(chat_id: int, client_id: str) -> str:
 
 def rate(who: str, minute: int) -> str:
     return f"{PREFIX}:rate:{who}:{minute}"
+
+
+def _hashed(secret: str) -> str:
+    """Secrets (sign-in tokens, session ids) are kept only hashed: a copy of Redis signs nobody in."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def signin(token: str) -> str:
+    return f"{PREFIX}:console:signin:{_hashed(token)}"
+
+
+def session(session_id: str) -> str:
+    return f"{PREFIX}:console:session:{_hashed(session_id)}"
+
+
+def viewing(ticket_id: str) -> str:
+    return f"{PREFIX}:console:viewing:{ticket_id}"

@@ -95,6 +95,7 @@ class WidgetServer:
         self.visitors = Visitors(redis, settings.secret.get_secret_value(), settings.identity_secret.get_secret_value())
         self.hub = WebHub(redis)
         self.public_url = settings.public_url.rstrip("/")
+        self._closing = False
 
     async def ready(self) -> None:
         await self.visitors.ready()
@@ -115,6 +116,12 @@ class WidgetServer:
         app.router.add_get("/api/events", self._events)
         app.middlewares.append(self._origin_check)
         app.on_response_prepare.append(self._cors_headers)
+        app.on_shutdown.append(self._shutdown)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        """Open streams end at once (the browser reconnects to another process), not after a shutdown timeout."""
+        self._closing = True
+        self.hub.wake_everyone()
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
@@ -351,4 +358,6 @@ class WidgetServer:
                     await asyncio.wait_for(changed.wait(), _KEEPALIVE_SECONDS)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")  # also finds out that the visitor has gone
-        return response  # pragma: no cover - the loop ends when the connection does
+                if self._closing:
+                    break
+        return response

@@ -4,7 +4,6 @@ another origin, against the real application: a real Redis, the real model, agen
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,6 @@ from tests.harness import AGENT_ID, Running
 pytestmark = pytest.mark.slow
 
 AGENT = EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# As root and on a machine with no way out: no sandbox, no calls home.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _needs_chromium() -> None:
-    if CHROMIUM is None:
-        message = "Debian's chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 async def widget_url(running: Running) -> AsyncIterator[str]:
     assert running.app.widget is not None
@@ -65,17 +50,6 @@ async def shop(widget_url: str, running: Running) -> AsyncIterator[str]:
         assert running.app.widget is not None
         running.app.widget.settings.allowed_origins.append(origin)  # as WEB_ALLOWED_ORIGINS would list it
         yield origin
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _needs_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        await chromium.close()
 
 
 async def test_a_visitor_asks_is_handed_off_and_surveyed_in_the_browser(

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
-from aiogram.types import BufferedInputFile, Message
+from aiogram.types import BufferedInputFile, LinkPreviewOptions, Message
 
 from bot.core.gaps import GapLog
 from bot.core.texts import Texts
 from bot.settings import Settings
 from handoff import HandoffDesk
 from handoff.roster import AgentDirectory
+from handoff.workspace import AgentWorkspace
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from surveys import SurveyService, build_report, render_chart
@@ -33,6 +35,29 @@ class IsAdmin(Filter):
         if user is None:
             return False
         return directory.is_admin(user.id) or (self.supervisors_too and await directory.is_supervisor(user.id))
+
+
+class IsStaff(Filter):
+    async def __call__(self, message: Message, directory: AgentDirectory) -> bool:
+        return message.from_user is not None and await directory.is_staff(message.from_user.id)
+
+
+async def console(
+    message: Message, agent_texts: Texts, workspace: AgentWorkspace,
+    console_link: Callable[[int], Awaitable[str]] | None = None,
+) -> None:
+    """/console: a one-time link that signs this staff member in to the web workplace (no preview: a preview
+    would open the link)."""
+    user = message.from_user
+    assert user is not None
+    await workspace.remember_agent(user.id, user.first_name, user.language_code)  # his name and language there
+    lang = await workspace.agent_lang(user.id)
+    if console_link is None:
+        await message.answer(agent_texts.get(lang, "console_off"))
+        return
+    link = await console_link(message.from_user.id)
+    await message.answer(agent_texts.get(lang, "console_link", link=link),
+                         link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 def _lang(message: Message, texts: Texts) -> str:
@@ -194,6 +219,7 @@ def build_router() -> Router:
     router = Router(name="admin")
     router.message.filter(F.chat.type == "private")
     router.message.register(stats, Command("stats"), IsAdmin(supervisors_too=True))
+    router.message.register(console, Command("console"), IsStaff())
     router.message.register(agents, Command("agents"), IsAdmin())
     router.message.register(reindex, Command("reindex"), IsAdmin())
     router.message.register(gaps, Command("gaps"), IsAdmin())

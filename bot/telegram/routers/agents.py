@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 AGENT_COMMANDS = (
     "online", "offline", "next", "take", "queue", "tickets", "switch", "close", "release", "transfer", "note", "canned",
-    "kb", "name",
+    "kb", "name", "console",
 )
 ADMIN_COMMANDS = ("agents", "reindex", "gaps", "stats")
 

@@ -1,0 +1,173 @@
+"""Load benchmark of the website chat widget: many visitors connected at once to one process, each asking.
+
+``zabota bench widget`` starts the application in a child process (an embedded Redis and a data folder of its
+own; the model and cached vectors are shared with the configured cache) serving only the widget, and then, from
+this process, ``visitors`` visitors each open a session and a live event stream, and all ask a question at the
+same moment. The figures: visitors answered per second, the time until the last answer, the time from a
+question to its answer on the visitor's stream (p50, p99), answers lost (none expected), and the server's memory
+per open connection (its resident memory with every stream open, less before they opened, per stream). The
+per-address limit is lifted for the run: every visitor comes from this one address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bot.settings import Settings
+
+__all__ = ["run_widget_bench"]
+
+QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Visitor:
+    def __init__(self, http: aiohttp.ClientSession, base: str, number: int) -> None:
+        self.http = http
+        self.base = base
+        self.number = number
+        self.token = ""
+        self.answered = asyncio.Event()
+        self.answers = 0
+        self.asked = False
+        self.stream: asyncio.Task[None] | None = None
+        self.open = asyncio.Event()
+
+    async def start(self) -> None:
+        async with self.http.post(f"{self.base}/api/session", json={"lang": "ru"}) as response:
+            response.raise_for_status()
+            self.token = (await response.json())["token"]
+
+    async def listen(self) -> None:
+        async with self.http.get(f"{self.base}/api/events", params={"token": self.token}) as response:
+            response.raise_for_status()
+            self.open.set()
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                if self.asked and event.get("type") == "message" and event.get("role") == "bot":
+                    self.answers += 1
+                    self.answered.set()
+
+    async def ask(self, question: str, timeout: float) -> float | None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.asked = True
+        async with self.http.post(
+            f"{self.base}/api/send", json={"token": self.token, "id": f"q{self.number}", "text": question}
+        ) as response:
+            response.raise_for_status()
+        try:
+            await asyncio.wait_for(self.answered.wait(), max(0.0, timeout - (loop.time() - started)))
+        except TimeoutError:
+            return None
+        return loop.time() - started
+
+
+async def _serve(ready_file: str) -> None:
+    """The child: the application without Telegram, serving only the widget, until its stdin closes."""
+    from bot.factory import build_application
+    from bot.runner import serve_web
+
+    app = await build_application(Settings(), telegram=False)
+    app.start_background()
+    served = await serve_web(app)
+    assert served is not None, "WEB_ENABLED is off"
+    runner, address = served
+    Path(ready_file).write_text(address)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+    await app.close()
+
+
+async def run_widget_bench(settings: Settings, visitors: int, *, timeout: float = 300.0) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-web-") as tmp:
+        ready = Path(tmp) / "address"
+        env = {
+            **os.environ,
+            "ZABOTA_DATA_DIR": str(Path(tmp) / "data"),
+            "ZABOTA_CACHE_DIR": str(settings.cache_dir.resolve()),
+            "REDIS_URL": "",
+            "WEB_ENABLED": "true",
+            "WEB_HOST": "127.0.0.1",
+            "WEB_PORT": "0",
+            "WEB_ADDRESS_MESSAGES_PER_MINUTE": str(max(120, visitors * 4)),
+            "KB_SOURCE": str(settings.kb.source.resolve()),
+        }
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.bench_web", str(ready), env=env, stdin=asyncio.subprocess.PIPE
+        )
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 600
+            while not ready.exists():
+                if child.returncode is not None or loop.time() > deadline:
+                    raise RuntimeError("the widget server did not start (see its log above)")
+                await asyncio.sleep(0.5)
+            base = ready.read_text()
+            return await _load(base, child.pid, visitors, timeout)
+        finally:
+            if child.stdin is not None:
+                child.stdin.close()
+            try:
+                await asyncio.wait_for(child.wait(), 60)
+            except TimeoutError:
+                child.kill()
+
+
+async def _load(base: str, pid: int, visitors: int, timeout: float) -> dict[str, object]:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as http:
+        people = [_Visitor(http, base, n) for n in range(visitors)]
+        for start in range(0, visitors, 50):  # sessions (and their greetings) in batches, as visitors arrive
+            await asyncio.gather(*(p.start() for p in people[start:start + 50]))
+        await asyncio.sleep(1.0)
+        before = _rss_mb(pid)
+        for person in people:
+            person.stream = asyncio.create_task(person.listen())
+        await asyncio.wait_for(asyncio.gather(*(p.open.wait() for p in people)), 120)
+        await asyncio.sleep(2.0)  # every stream has replayed its greeting
+        with_streams = _rss_mb(pid)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waits = await asyncio.gather(*(p.ask(QUESTIONS[p.number % len(QUESTIONS)], timeout) for p in people))
+        elapsed = loop.time() - started
+        await asyncio.sleep(1.0)
+        answered = sorted(w for w in waits if w is not None)
+        for person in people:
+            if person.stream is not None:
+                person.stream.cancel()
+        await asyncio.gather(*(p.stream for p in people if p.stream is not None), return_exceptions=True)
+        return {
+            "visitors": visitors,
+            "answered_per_second": round(len(answered) / elapsed, 1),
+            "last_answered_s": round(elapsed, 2),
+            "p50_s": round(statistics.median(answered), 3) if answered else None,
+            "p99_s": round(answered[min(len(answered) - 1, int(0.99 * len(answered)))], 3) if answered else None,
+            "unanswered": visitors - len(answered),
+            "answered_twice": sum(1 for p in people if p.answers > 1),
+            "server_rss_mb": round(with_streams, 1),
+            "kb_per_open_stream": round((with_streams - before) * 1024 / visitors, 1),
+            "measured_at": time.strftime("%Y-%m-%d"),
+        }
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1]))

@@ -1,0 +1,504 @@
+"""The agents' and supervisors' web workplace (``/console``): the same tickets as in Telegram, in a browser.
+
+Sign-in fits Telegram: staff send ``/console`` to the bot and get a one-time link that works for ten minutes. The
+link opens a page whose button signs in (a link preview fetching the page signs nobody in); the token is spent
+on the first use, and the browser gets a session cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS) kept in
+Redis for 12 hours. Roles come from the same settings and ``/agents`` as in Telegram, read again on each request:
+every page checks them (reports: supervisors and admins). Every change is a POST carrying the session's CSRF
+token, from the console's own origin.
+
+Pages are rendered on the server with autoescaping (customers' words, names, file names are always text); a
+small script keeps the live part of a page fresh: ``/console/events`` tells it when what it shows has changed,
+whichever process changed it (the state is in Redis). Everything an agent does here goes through the same
+workspace as in Telegram, so both show the same state at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bot.core.redis_values import optional_text, text_map
+from bot.core.texts import Texts
+from bot.web import keys
+from handoff import HandoffDesk, Outcome, Ticket, TicketState
+from handoff import keys as handoff_keys
+from handoff.relay import Relay
+from handoff.roster import AgentDirectory
+from handoff.workspace import AgentWorkspace, format_duration
+from surveys.reports import Figures, build_report, export_csv
+from surveys.service import SurveyService
+
+__all__ = ["Console", "StaffMember"]
+
+ROOT = "/console"
+_COOKIE = "zabota_console"
+_SIGNIN_TTL = 600
+_SESSION_TTL = 12 * 3600
+_VIEWING_SECONDS = 15.0
+_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    user_id: int
+    name: str
+    role: str  # agent | supervisor | admin
+    csrf: str
+    lang: str
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Console:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        desk: HandoffDesk,
+        workspace: AgentWorkspace,
+        relay: Relay,
+        directory: AgentDirectory,
+        surveys: SurveyService,
+        *,
+        public_url: str,
+        default_lang: str = "ru",
+    ) -> None:
+        self._redis = redis
+        self.desk = desk
+        self.workspace = workspace
+        self.relay = relay
+        self.directory = directory
+        self.surveys = surveys
+        self.public_url = public_url.rstrip("/")
+        self.texts = Texts.load(Path(str(resources.files("bot.web").joinpath("locales"))), default_lang)
+        self.agent_texts = workspace.texts
+        self._closing = asyncio.Event()
+        self._templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("bot.web", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+        )
+
+    # ------------------------------------------------------------------ sign-in links (for the bot's /console)
+
+    async def sign_in_link(self, user_id: int) -> str:
+        """A one-time link that signs this staff member in, valid for ten minutes."""
+        token = secrets.token_urlsafe(24)
+        await self._redis.set(keys.signin(token), str(user_id), ex=_SIGNIN_TTL)
+        return f"{self.public_url}{ROOT}/signin?t={token}"
+
+    # ------------------------------------------------------------------ the aiohttp routes
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get(ROOT, self._inbox)
+        app.router.add_get(ROOT + "/", self._inbox)
+        app.router.add_get(ROOT + "/signin", self._signin_page)
+        app.router.add_post(ROOT + "/signin", self._signin)
+        app.router.add_post(ROOT + "/signout", self._signout)
+        app.router.add_get(ROOT + "/events", self._events)
+        app.router.add_get(ROOT + "/t/{ticket}", self._ticket)
+        app.router.add_post(ROOT + "/t/{ticket}/{action}", self._act)
+        app.router.add_get(ROOT + "/reports", self._reports)
+        app.router.add_get(ROOT + "/reports.csv", self._reports_csv)
+        app.router.add_get(ROOT + "/static/{name}", self._static)
+        app.on_shutdown.append(self._shutdown)
+
+    async def _shutdown(self, app: web.Application) -> None:
+        """Open streams end at once (the browser reconnects to another process), not after a shutdown timeout."""
+        self._closing.set()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _t(self, lang: str) -> Any:
+        def t(key: str, **params: object) -> str:
+            return self.texts.get(lang, key, **params)
+        return t
+
+    def _page(self, template: str, lang: str, *, live_only: bool = False, status: int = 200, **context: Any) -> web.Response:
+        page = self._templates.get_template(template)
+        values = {"lang": lang, "t": self._t(lang), "root": ROOT, "me": None, "flash": "", "events_url": "", **context}
+        if live_only:
+            body = "".join(page.blocks["live"](page.new_context(values)))
+        else:
+            body = page.render(values)
+        return web.Response(text=body, content_type="text/html", status=status, headers={
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "same-origin",  # no-referrer would make the browser send "Origin: null" on our own forms
+            "X-Content-Type-Options": "nosniff",
+        })
+
+    def _message(self, lang: str, key: str, status: int, me: StaffMember | None = None) -> web.Response:
+        return self._page("message.html", lang, status=status, message=self.texts.get(lang, key), me=me)
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in ("console.js", "console.css"):
+            raise web.HTTPNotFound()
+        body = resources.files("bot.web").joinpath(f"static/{name}").read_bytes()
+        kind = "application/javascript" if name.endswith(".js") else "text/css"
+        return web.Response(body=body, content_type=kind, charset="utf-8", headers={"Cache-Control": "max-age=300"})
+
+    # ------------------------------------------------------------------ who is asking
+
+    def _secure(self, request: web.Request) -> bool:
+        return request.secure or self.public_url.startswith("https://")
+
+    async def _role(self, user_id: int) -> str | None:
+        if self.directory.is_admin(user_id):
+            return "admin"
+        if await self.directory.is_supervisor(user_id):
+            return "supervisor"
+        if await self.directory.is_agent(user_id):
+            return "agent"
+        return None
+
+    async def _me(self, request: web.Request) -> StaffMember | None:
+        session_id = request.cookies.get(_COOKIE, "")
+        if not session_id:
+            return None
+        session = text_map(await self._redis.hgetall(keys.session(session_id)))
+        if not session:
+            return None
+        user_id = int(session["user"])
+        role = await self._role(user_id)  # removed from /agents: out at once
+        if role is None:
+            return None
+        lang = await self.workspace.agent_lang(user_id)
+        return StaffMember(user_id, await self.workspace.display_name(user_id), role, session["csrf"], lang)
+
+    async def _signed_in(self, request: web.Request) -> StaffMember:
+        me = await self._me(request)
+        if me is None:
+            raise _Refused(401, "no_session")
+        return me
+
+    async def _checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]:
+        me = await self._signed_in(request)
+        origin = request.headers.get("Origin")
+        if origin and origin not in (f"{request.scheme}://{request.host}", self.public_url):
+            raise _Refused(403, "not_allowed")
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        if not hmac.compare_digest(form.get("csrf", ""), me.csrf):
+            raise _Refused(403, "not_allowed")
+        return me, form
+
+    async def _guarded(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except _Refused as refused:
+            lang = self.texts.default_lang
+            return self._message(lang, refused.message, refused.status)
+
+    # ------------------------------------------------------------------ sign-in, sign-out
+
+    async def _signin_page(self, request: web.Request) -> web.Response:
+        """The link's page: a button, so that a link preview or a prefetch spends nothing."""
+        return self._page("signin.html", self.texts.default_lang, token=request.query.get("t", ""))
+
+    async def _signin(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        token = str(form.get("t", ""))
+        raw = optional_text(await self._redis.getdel(keys.signin(token))) if token else None
+        lang = self.texts.default_lang
+        if raw is None:
+            return self._message(lang, "signin_used", 403)
+        user_id = int(raw)
+        if await self._role(user_id) is None:
+            return self._message(lang, "not_allowed", 403)
+        session_id = secrets.token_urlsafe(32)
+        await self._redis.hset(keys.session(session_id), mapping={
+            "user": str(user_id), "csrf": secrets.token_urlsafe(24), "at": str(time.time()),
+        })
+        await self._redis.expire(keys.session(session_id), _SESSION_TTL)
+        response = web.Response(status=303, headers={"Location": ROOT, "Cache-Control": "no-store"})
+        response.set_cookie(_COOKIE, session_id, max_age=_SESSION_TTL, path=ROOT, httponly=True,
+                            secure=self._secure(request), samesite="Strict")
+        return response
+
+    async def _signout(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me, _ = await self._checked_post(request)
+            await self._redis.delete(keys.session(request.cookies.get(_COOKIE, "")))
+            response = self._message(me.lang, "signed_out", 200)
+            response.del_cookie(_COOKIE, path=ROOT)
+            return response
+        return await self._guarded(request, handle)
+
+    # ------------------------------------------------------------------ the inbox
+
+    def _state_text(self, ticket: Ticket, lang: str) -> str:
+        t = self._t(lang)
+        if ticket.state is TicketState.WAITING:
+            return str(t("state_waiting"))
+        if ticket.state is TicketState.ASSIGNED:
+            return str(t("state_assigned", agent=ticket.agent_name or ticket.agent_id))
+        outcome = self.agent_texts.get(lang, f"outcome_{ticket.outcome}") if ticket.outcome else "—"
+        return str(t("state_closed", outcome=outcome))
+
+    async def _open_tickets(self) -> list[Ticket]:
+        held: list[Ticket] = []
+        for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
+            held += await self.desk.agent_tickets(agent_id)
+        return await self.desk.waiting(500) + sorted(held, key=lambda t: t.waiting_since)
+
+    async def _closed_tickets(self, query: str, limit: int = 100) -> list[Ticket]:
+        """The latest closed tickets; with ``query``, those whose number, customer or words match it."""
+        words = [w for w in query.lower().split() if w]
+        newest = int(await self._redis.get(handoff_keys.SEQUENCE) or 0)
+        found: list[Ticket] = []
+        for number in range(newest, max(0, newest - 5000), -1):
+            ticket = await self.desk.get(f"T{number}")
+            if ticket is None or ticket.state is not TicketState.CLOSED:
+                continue
+            if words:
+                haystack = f"{ticket.id} {ticket.customer_name} {ticket.question}".lower()
+                if not all(word in haystack for word in words):
+                    continue
+            found.append(ticket)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def _inbox(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me = await self._signed_in(request)
+            view = request.query.get("view", "waiting")
+            query = request.query.get("q", "").strip()[:100]
+            if view == "mine":
+                tickets = await self.desk.agent_tickets(me.user_id)
+            elif view == "open":
+                tickets = await self._open_tickets()
+            elif view == "closed":
+                tickets = await self._closed_tickets(query)
+            else:
+                view, tickets = "waiting", await self.desk.waiting(500)
+            now = time.time()
+            rows = [{
+                "id": ticket.id, "name": ticket.customer_name, "lang": ticket.lang, "channel": ticket.channel,
+                "waited": format_duration(((ticket.taken_at or ticket.closed_at or now) - ticket.waiting_since)
+                                          if ticket.waiting_since else 0, self.agent_texts, me.lang),
+                "reason": self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
+                "frustrated": bool(ticket.frustration), "urgent": ticket.priority > 0,
+                "state": ticket.state.value, "state_text": self._state_text(ticket, me.lang),
+            } for ticket in tickets]
+            fingerprint = await self._fingerprint(None)
+            return self._page(
+                "inbox.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, view=view,
+                query=query, tickets=rows, waiting_count=await self.desk.queue_length(),
+                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
+                events_url=f"{ROOT}/events?since={fingerprint}",
+            )
+        return await self._guarded(request, handle)
+
+    # ------------------------------------------------------------------ one ticket
+
+    async def _ticket(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me = await self._signed_in(request)
+            ticket = await self.desk.get(request.match_info["ticket"])
+            if ticket is None:
+                raise web.HTTPNotFound()
+            await self._redis.hset(keys.viewing(ticket.id), str(me.user_id), str(time.time()))
+            await self._redis.expire(keys.viewing(ticket.id), 3600)
+            transcript = []
+            for turn in await self.desk.context(ticket.id):
+                if turn.role not in ("customer", "bot", "agent") or not turn.text:
+                    continue
+                if turn.kind in ("decision", "feedback"):
+                    continue
+                words = f"[{turn.data.get('media', 'media')}] {turn.text}" if turn.kind == "media" else turn.text
+                transcript.append({"role": turn.role, "who": self.agent_texts.get(me.lang, f"role_{turn.role}"),
+                                   "text": words})
+            notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
+            earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
+            fingerprint = await self._fingerprint(ticket.id)
+            return self._page(
+                "ticket.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, ticket=ticket,
+                reason=self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
+                state_text=self._state_text(ticket, me.lang), transcript=transcript, notes=notes,
+                earlier=earlier, viewers=await self._viewers(ticket.id, me.user_id),
+                can_take=ticket.state is TicketState.WAITING,
+                mine=ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id,
+                is_open=ticket.is_open, reply_id=secrets.token_hex(8), flash=request.query.get("m", "")[:300],
+                events_url=f"{ROOT}/events?ticket={ticket.id}&since={fingerprint}",
+            )
+        return await self._guarded(request, handle)
+
+    async def _viewers(self, ticket_id: str, me: int) -> list[str]:
+        now = time.time()
+        names = []
+        for user_id, at in text_map(await self._redis.hgetall(keys.viewing(ticket_id))).items():
+            if int(user_id) != me and now - float(at) < _VIEWING_SECONDS:
+                names.append(await self.workspace.display_name(int(user_id)))
+        return sorted(names)
+
+    async def _act(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me, form = await self._checked_post(request)
+            ticket = await self.desk.get(request.match_info["ticket"])
+            if ticket is None:
+                raise web.HTTPNotFound()
+            action = request.match_info["action"]
+            flash = await self._do(me, ticket, action, form)
+            target = f"{ROOT}/t/{ticket.id}" + (f"?m={_quote(flash)}" if flash else "")
+            raise web.HTTPSeeOther(target)
+        return await self._guarded(request, handle)
+
+    async def _do(self, me: StaffMember, ticket: Ticket, action: str, form: dict[str, str]) -> str:
+        t = self._t(me.lang)
+        mine = ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id
+        if action == "take":
+            result = await self.workspace.take(me.user_id, ticket.id)
+            if result is None or result.ok:
+                return ""
+            if result.reason == "taken":
+                return str(t("taken_by_other", ticket=ticket.id, agent=result.holder_name or result.holder_id))
+            if result.reason == "full":
+                return str(t("too_many", count=self.desk.max_tickets_per_agent))
+            return str(t("closed_already", ticket=ticket.id))
+        if action == "note" and ticket.is_open:
+            words = form.get("text", "").strip()[:2000]
+            if words:
+                await self.desk.add_note(ticket.id, me.user_id, words)
+            return ""
+        if not mine:
+            return str(t("not_yours"))
+        if action == "reply":
+            words = form.get("text", "").strip()[:4000]
+            if words:
+                await self.relay.agent_text(ticket, words, source=f"console:{me.user_id}:{form.get('id', '')}")
+            return ""
+        if action == "close":
+            outcome = Outcome.UNRESOLVED if form.get("outcome") == "unresolved" else Outcome.RESOLVED
+            await self.workspace.close(me.user_id, ticket, outcome)
+            return ""
+        if action == "release":
+            await self.workspace.release(me.user_id, ticket)
+            return ""
+        raise web.HTTPNotFound()
+
+    # ------------------------------------------------------------------ reports
+
+    async def _report_rows(self, days: int) -> list[tuple[str, list[tuple[str, Figures]]]]:
+        until = time.time()
+        since = until - days * 86400
+        surveys = await self.surveys.surveys(since, until)
+        report = build_report(surveys, since, until)
+        by_channel: dict[str, Figures] = {}
+        for survey in surveys:
+            by_channel.setdefault(survey.channel or "telegram", Figures()).add(survey)
+        return [
+            ("overall", [("—", report.overall)]),
+            ("by_agent", sorted(report.by_agent.items())),
+            ("by_channel", sorted(by_channel.items())),
+            ("by_lang", sorted(report.by_lang.items())),
+        ]
+
+    async def _supervisor(self, request: web.Request) -> StaffMember:
+        me = await self._signed_in(request)
+        if not me.supervisor:
+            raise _Refused(403, "not_allowed")
+        return me
+
+    async def _reports(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me = await self._supervisor(request)
+            days = _days(request)
+            tables = [(self.texts.get(me.lang, key), rows) for key, rows in await self._report_rows(days)]
+            return self._page(
+                "reports.html", me.lang, me=me, days=days, tables=tables, waiting_count=await self.desk.queue_length(),
+                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
+            )
+        return await self._guarded(request, handle)
+
+    async def _reports_csv(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            await self._supervisor(request)
+            days = _days(request)
+            until = time.time()
+            body = export_csv(await self.surveys.surveys(until - days * 86400, until))
+            return web.Response(text=body, content_type="text/csv", charset="utf-8", headers={
+                "Content-Disposition": f'attachment; filename="zabota-surveys-{days}d.csv"',
+                "Cache-Control": "no-store",
+            })
+        return await self._guarded(request, handle)
+
+    # ------------------------------------------------------------------ live updates
+
+    async def _fingerprint(self, ticket_id: str | None) -> str:
+        """What a page shows, in a few bytes: it changes whenever the page would."""
+        parts: list[Any] = []
+        if ticket_id is None:
+            parts.append(await self._redis.zrange(handoff_keys.QUEUE, 0, -1, withscores=True))
+            parts.append(sorted(text_map(await self._redis.hgetall(handoff_keys.STATS)).items()))
+            for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
+                parts.append(sorted(await self._redis.smembers(handoff_keys.agent_tickets(agent_id))))
+        else:
+            ticket = await self.desk.get(ticket_id)
+            parts.append(ticket.state.value if ticket else "")
+            parts.append(ticket.agent_id if ticket else 0)
+            parts.append(len(await self.desk.context(ticket_id)))
+            parts.append(len(await self.desk.notes(ticket_id)))
+            now = time.time()
+            viewing = text_map(await self._redis.hgetall(keys.viewing(ticket_id)))
+            parts.append(sorted(user for user, at in viewing.items() if now - float(at) < _VIEWING_SECONDS))
+        return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        me = await self._me(request)
+        if me is None:
+            raise web.HTTPUnauthorized()
+        ticket_id = request.query.get("ticket") or None
+        last = request.query.get("since", "")
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no",
+        })
+        await response.prepare(request)
+        quiet = 0.0
+        while True:
+            if ticket_id is not None:  # this agent is still looking at the ticket
+                await self._redis.hset(keys.viewing(ticket_id), str(me.user_id), str(time.time()))
+            fingerprint = await self._fingerprint(ticket_id)
+            if fingerprint != last:
+                await response.write(f"data: {fingerprint}\n\n".encode())
+                last, quiet = fingerprint, 0.0
+            elif quiet >= 15.0:
+                await response.write(b": keep-alive\n\n")
+                quiet = 0.0
+            try:
+                await asyncio.wait_for(self._closing.wait(), _POLL_SECONDS)
+                return response
+            except TimeoutError:
+                quiet += _POLL_SECONDS
+
+
+def _days(request: web.Request) -> int:
+    raw = request.query.get("days", "30")
+    return min(365, max(1, int(raw))) if raw.isdigit() else 30
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")

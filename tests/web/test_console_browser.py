@@ -1,0 +1,143 @@
+"""The agents' web workplace in a real headless Chromium (Debian's ``chromium``, driven by Playwright), against the
+real application: a real Redis, the real model, customers and agents in the Bot API emulator."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.emulator import EmulatedUser
+from bot.web.server import web_app
+from tests.harness import AGENT_ID, SECOND_AGENT_ID, SUPERVISOR_ID, Running, labels
+
+pytestmark = pytest.mark.slow
+
+AGENT = EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")
+SECOND = EmulatedUser(id=SECOND_AGENT_ID, first_name="Катя", language_code="ru")
+SUPERVISOR = EmulatedUser(id=SUPERVISOR_ID, first_name="Ирина", language_code="ru")
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">Анна'
+HOSTILE_TEXT = '<script>window.__pwned=2</script><a href="javascript:window.__pwned=3">ссылка</a>'
+
+
+@pytest.fixture
+async def desk_url(running: Running) -> AsyncIterator[str]:
+    async with TestServer(web_app(running.app.widget, running.app.console), host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+async def sign_in(running: Running, browser: Any, base: str, person: EmulatedUser) -> Any:
+    """The person sends /console to the bot, opens the link it sends and presses the button."""
+    [reply] = await running.say(person, "/console")
+    assert reply.text is not None
+    link = re.search(r"https?://\S+/console/signin\?t=\S+", reply.text)
+    assert link is not None, reply.text
+    path = link.group(0).split("/console", 1)[1]
+    page = await browser.new_page(locale="ru-RU")
+    page.on("dialog", lambda dialog: dialog.dismiss())
+    await page.goto(f"{base}/console{path}")
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_url(f"{base}/console")
+    assert "t=" not in page.url  # no token left in the address bar
+    page.link = f"{base}/console{path}"  # type: ignore[attr-defined]
+    return page
+
+
+async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
+    running: Running, browser: Any, desk_url: str
+) -> None:
+    from playwright.async_api import expect
+
+    await running.say(AGENT, "/online")
+    olga = await sign_in(running, browser, desk_url, AGENT)
+    await expect(olga.locator("table.tickets tbody tr")).to_have_count(0)
+
+    # A customer asks for a person in Telegram: the ticket appears in the inbox without a reload.
+    customer = EmulatedUser(id=9301, first_name=HOSTILE_NAME, language_code="ru")
+    await running.say(customer, HOSTILE_TEXT)
+    await running.settle(customer.id)
+    await running.say(customer, "позовите оператора")
+    row = olga.locator("table.tickets tbody tr")
+    await expect(row).to_have_count(1, timeout=10_000)
+    await expect(row).to_contain_text(HOSTILE_NAME)  # the name as text, never as markup
+    ticket = await running.app.desk.open_ticket_of(customer.id)
+    assert ticket is not None
+
+    kate = await sign_in(running, browser, desk_url, SECOND)
+    await kate.goto(f"{desk_url}/console/t/{ticket.id}")
+    await expect(kate.get_by_role("button", name="Взять")).to_be_visible()
+
+    await row.get_by_role("link", name=ticket.id).click()
+    await expect(olga.locator(".viewers")).to_contain_text("Катя", timeout=10_000)  # who else is looking
+    await expect(olga.locator(".transcript")).to_contain_text("<script>window.__pwned=2</script>")
+    await olga.get_by_role("button", name="Взять").click()
+    await expect(olga.locator(".ticket .state")).to_contain_text("Ольга")
+    joined = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert any("подключился сотрудник" in (m.text or "") for m in joined)
+
+    # The second agent's page shows it taken, live; taking it anyway is refused.
+    await expect(kate.locator(".ticket .state")).to_contain_text("Ольга", timeout=10_000)
+    await expect(kate.get_by_role("button", name="Взять")).to_have_count(0)
+    result = await running.app.desk.take(ticket.id, SECOND.id, "Катя")
+    assert not result.ok and result.reason == "taken"
+
+    await olga.get_by_role("textbox", name="Ваш ответ клиенту").fill("Здравствуйте! Смотрю ваш заказ.")
+    await olga.get_by_role("button", name="Отправить клиенту").click()
+    [answer] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert answer.text == "Здравствуйте! Смотрю ваш заказ."
+    await expect(olga.locator(".transcript li.agent").last).to_contain_text("Смотрю ваш заказ")
+
+    # The customer's answer reaches the page live.
+    await running.emulator.send_message(customer, "Заказ 12345, спасибо")
+    await expect(olga.locator(".transcript li.customer").last).to_contain_text("Заказ 12345", timeout=10_000)
+
+    await olga.get_by_role("button", name="Закрыть: решён").click()
+    await expect(olga.locator(".ticket .state")).to_contain_text("закрыт")
+    messages = await running.settle(customer.id, quiet=2.0)
+    [survey] = [m for m in messages if m.text and m.text.startswith("Насколько вы довольны")]
+    assert labels(survey) == ["1", "2", "3", "4", "5"]
+    await running.emulator.press_button(customer, survey, "5")
+    await running.settle(customer.id)
+
+    # The supervisor's report shows the answer; an agent may not open it.
+    await running.say(SUPERVISOR, "/start")
+    irina = await sign_in(running, browser, desk_url, SUPERVISOR)
+    await irina.goto(f"{desk_url}/console/reports")
+    agents_table = irina.locator("table.report").nth(1)
+    await expect(agents_table.locator("tr", has_text="Ольга")).to_contain_text("100%")
+    await expect(irina.locator("table.report").nth(2).locator("tr", has_text="telegram")).to_be_visible()
+    refused = await olga.goto(f"{desk_url}/console/reports")
+    assert refused is not None and refused.status == 403
+
+    for page in (olga, kate, irina):
+        assert await page.evaluate("window.__pwned") is None
+        assert await page.locator("main img").count() == 0
+
+
+async def test_a_link_works_once_and_strangers_are_refused(
+    running: Running, browser: Any, desk_url: str
+) -> None:
+    from playwright.async_api import expect
+
+    olga = await sign_in(running, browser, desk_url, AGENT)
+    again = await browser.new_page()
+    await again.goto(olga.link)
+    await again.get_by_role("button", name="Войти").click()
+    await expect(again.locator(".message")).to_contain_text("уже использована")
+    response = await again.goto(f"{desk_url}/console")
+    assert response is not None and response.status == 401
+
+    # A stranger's /console gets no link.
+    stranger = EmulatedUser(id=9302, first_name="Пётр", language_code="ru")
+    [reply] = await running.say(stranger, "/console")
+    assert "/console/signin" not in (reply.text or "")
+
+    # A forged session cookie is refused; so is a change without the page's CSRF token.
+    await again.context.add_cookies([{"name": "zabota_console", "value": "forged", "url": desk_url + "/console"}])
+    response = await again.goto(f"{desk_url}/console")
+    assert response is not None and response.status == 401
+    posted = await olga.request.post(f"{desk_url}/console/t/T1/take", form={"csrf": "wrong"})
+    assert posted.status == 403
