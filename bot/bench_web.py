@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from bot.settings import Settings
 
-__all__ = ["run_widget_bench"]
+__all__ = ["run_console_bench", "run_widget_bench"]
 
 QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]
 
@@ -167,6 +170,90 @@ async def _load(base: str, pid: int, visitors: int, timeout: float) -> dict[str,
             "kb_per_open_stream": round((with_streams - before) * 1024 / visitors, 1),
             "measured_at": time.strftime("%Y-%m-%d"),
         }
+
+
+
+# ---------------------------------------------------------------------------- the agents' workplace
+
+
+async def run_console_bench(settings: Settings, open_tickets: int, *, samples: int = 50) -> dict[str, object]:
+    """``zabota bench console``: the workplace with ``open_tickets`` tickets waiting, in this process (an embedded
+    Redis in a temporary folder): how long the inbox takes to load, and how long a customer's message takes to
+    reach an agent's open page (from the message stored to the page's live stream telling it)."""
+    from bot.core.conversation import Turn
+    from bot.factory import build_application
+    from bot.web.server import web_app
+    from handoff import Reason, TicketRequest
+
+    agent_id = 1
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-console-") as tmp:
+        run_settings = Settings(
+            app=settings.app.model_copy(update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}),
+            kb=settings.kb,
+            redis=settings.redis.model_copy(update={"url": ""}),
+            handoff=settings.handoff.model_copy(update={"agent_ids": [agent_id], "working_hours": "24/7"}),
+            surveys=settings.surveys,
+            web=settings.web.model_copy(update={"enabled": True}),
+        )
+        app = await build_application(run_settings, telegram=False)
+        runner = None
+        try:
+            assert app.console is not None
+            names = ["Анна", "Олена", "John", "Мария", "Пётр"]
+            for start in range(0, open_tickets, 500):
+                await asyncio.gather(*(app.desk.open(TicketRequest(
+                    chat_id=500_000 + n, user_id=500_000 + n, customer_name=f"{names[n % 5]} {n}", lang="ru",
+                    reason=Reason.BOT_UNSURE, question=f"Вопрос номер {n}: где мой заказ?",
+                )) for n in range(start, min(open_tickets, start + 500))))
+            runner = web.AppRunner(web_app(app.widget, app.console))
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            link = await app.console.sign_in_link(agent_id)
+            token = link.split("t=", 1)[1]
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                async with http.post(f"{base}/console/signin", data={"t": token}, allow_redirects=False) as response:
+                    assert response.status == 303, await response.text()
+                loads: dict[str, list[float]] = {}
+                for view in ("waiting", "open"):
+                    for _ in range(10):
+                        started = time.perf_counter()
+                        async with http.get(f"{base}/console", params={"view": view}) as response:
+                            await response.read()
+                            assert response.status == 200
+                        loads.setdefault(view, []).append(time.perf_counter() - started)
+                delays = await _live_delays(http, base, app, samples, Turn)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            await app.close()
+    return {
+        "open_tickets": open_tickets,
+        **{f"inbox_{view}_p50_ms": round(1000 * statistics.median(times), 1) for view, times in loads.items()},
+        **{f"inbox_{view}_max_ms": round(1000 * max(times), 1) for view, times in loads.items()},
+        "live_update_p50_s": round(statistics.median(delays), 3),
+        "live_update_p99_s": round(delays[min(len(delays) - 1, int(0.99 * len(delays)))], 3),
+        "measured_at": time.strftime("%Y-%m-%d"),
+    }
+
+
+async def _live_delays(http: aiohttp.ClientSession, base: str, app: Any, samples: int, turn: Any) -> list[float]:
+    """A customer's message appended to ticket T1, ``samples`` times, each timed until the page's stream says so."""
+    delays: list[float] = []
+    async with http.get(f"{base}/console/events", params={"ticket": "T1"}) as stream:
+        async def next_change() -> None:
+            async for raw in stream.content:
+                if raw.startswith(b"data: "):
+                    return
+
+        await asyncio.wait_for(next_change(), 10)  # the page's first state
+        for n in range(samples):
+            await asyncio.sleep(random.uniform(0.2, 0.8))  # land anywhere in the stream's polling period
+            started = time.perf_counter()
+            await app.desk.append_turn("T1", turn("customer", "text", f"ещё вопрос {n}", "ru"))
+            await asyncio.wait_for(next_change(), 10)
+            delays.append(time.perf_counter() - started)
+    return sorted(delays)
 
 
 if __name__ == "__main__":

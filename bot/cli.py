@@ -165,6 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_widget.add_argument("--visitors", type=int, default=500, help="visitors connected and asking at once")
     bench_widget.add_argument("--json", action="store_true")
     bench_widget.set_defaults(handler=_bench_widget)
+    bench_console = bench.add_parser("console", help="the agents' workplace: inbox load and live update delay")
+    bench_console.add_argument("--open-tickets", type=int, default=10_000, help="tickets waiting in the queue")
+    bench_console.add_argument("--json", action="store_true")
+    bench_console.set_defaults(handler=_bench_console)
     return parser
 
 
@@ -434,6 +438,18 @@ def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
     print(" | ".join(columns))
     for row in results:
         print(" | ".join(str(row[key]) for key in columns))
+    return 0
+
+
+def _bench_console(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench_web import run_console_bench
+
+    result = asyncio.run(run_console_bench(settings, args.open_tickets))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(" | ".join(result))
+    print(" | ".join(str(value) for value in result.values()))
     return 0
 
 

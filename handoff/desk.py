@@ -11,7 +11,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -194,6 +194,14 @@ class HandoffDesk:
         data = await self._redis.hgetall(keys.ticket(ticket_id))
         return Ticket.from_redis(text_map(data)) if data else None
 
+    async def get_many(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The tickets that exist among ``ticket_ids``, in that order, read in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.hgetall(keys.ticket(ticket_id))
+            found = await pipe.execute()
+        return [Ticket.from_redis(text_map(data)) for data in found if data]
+
     async def require(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
         if ticket is None:
@@ -233,11 +241,7 @@ class HandoffDesk:
         return None if rank is None else int(rank) + 1  # type: ignore[arg-type]  # an int for a member
 
     async def waiting(self, limit: int = 50) -> list[Ticket]:
-        tickets = []
-        for ticket_id in texts(await self._redis.zrange(keys.QUEUE, 0, limit - 1)):
-            if (ticket := await self.get(ticket_id)) is not None:
-                tickets.append(ticket)
-        return tickets
+        return await self.get_many(texts(await self._redis.zrange(keys.QUEUE, 0, limit - 1)))
 
     async def queue_length(self) -> int:
         return int(await self._redis.zcard(keys.QUEUE))
@@ -325,11 +329,8 @@ class HandoffDesk:
         return await self.require(ticket_id)
 
     async def agent_tickets(self, agent_id: int) -> list[Ticket]:
-        tickets = []
-        for ticket_id in sorted(texts(await self._redis.smembers(keys.agent_tickets(agent_id)))):
-            if (ticket := await self.get(ticket_id)) is not None and ticket.state is TicketState.ASSIGNED:
-                tickets.append(ticket)
-        return tickets
+        held = await self.get_many(sorted(texts(await self._redis.smembers(keys.agent_tickets(agent_id)))))
+        return [ticket for ticket in held if ticket.state is TicketState.ASSIGNED]
 
     async def active_ticket(self, agent_id: int) -> Ticket | None:
         """The ticket an agent's plain messages go to: his chosen one, or his only one."""

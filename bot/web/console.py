@@ -49,6 +49,7 @@ _SIGNIN_TTL = 600
 _SESSION_TTL = 12 * 3600
 _VIEWING_SECONDS = 15.0
 _POLL_SECONDS = 0.5
+_ROWS = 200  # the most urgent first; the summary line says how many wait in all
 
 
 @dataclass(frozen=True)
@@ -260,25 +261,24 @@ class Console:
         held: list[Ticket] = []
         for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
             held += await self.desk.agent_tickets(agent_id)
-        return await self.desk.waiting(500) + sorted(held, key=lambda t: t.waiting_since)
+        return await self.desk.waiting(_ROWS) + sorted(held, key=lambda t: t.waiting_since)
 
     async def _closed_tickets(self, query: str, limit: int = 100) -> list[Ticket]:
         """The latest closed tickets; with ``query``, those whose number, customer or words match it."""
         words = [w for w in query.lower().split() if w]
         newest = int(await self._redis.get(handoff_keys.SEQUENCE) or 0)
         found: list[Ticket] = []
-        for number in range(newest, max(0, newest - 5000), -1):
-            ticket = await self.desk.get(f"T{number}")
-            if ticket is None or ticket.state is not TicketState.CLOSED:
-                continue
-            if words:
-                haystack = f"{ticket.id} {ticket.customer_name} {ticket.question}".lower()
-                if not all(word in haystack for word in words):
+        for top in range(newest, max(0, newest - 5000), -_ROWS):  # the latest 5 000 tickets, newest first
+            batch = await self.desk.get_many([f"T{n}" for n in range(top, max(0, top - _ROWS), -1)])
+            for ticket in batch:
+                if ticket.state is not TicketState.CLOSED:
                     continue
-            found.append(ticket)
+                haystack = f"{ticket.id} {ticket.customer_name} {ticket.question}".lower()
+                if all(word in haystack for word in words):
+                    found.append(ticket)
             if len(found) >= limit:
                 break
-        return found
+        return found[:limit]
 
     async def _inbox(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -292,7 +292,7 @@ class Console:
             elif view == "closed":
                 tickets = await self._closed_tickets(query)
             else:
-                view, tickets = "waiting", await self.desk.waiting(500)
+                view, tickets = "waiting", await self.desk.waiting(_ROWS)
             now = time.time()
             rows = [{
                 "id": ticket.id, "name": ticket.customer_name, "lang": ticket.lang, "channel": ticket.channel,
@@ -450,7 +450,8 @@ class Console:
         """What a page shows, in a few bytes: it changes whenever the page would."""
         parts: list[Any] = []
         if ticket_id is None:
-            parts.append(await self._redis.zrange(handoff_keys.QUEUE, 0, -1, withscores=True))
+            parts.append(await self._redis.zrange(handoff_keys.QUEUE, 0, _ROWS - 1))
+            parts.append(await self._redis.zcard(handoff_keys.QUEUE))
             parts.append(sorted(text_map(await self._redis.hgetall(handoff_keys.STATS)).items()))
             for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
                 parts.append(sorted(await self._redis.smembers(handoff_keys.agent_tickets(agent_id))))

@@ -204,18 +204,22 @@ class WidgetServer:
         return request.remote or "?"
 
     async def _limit(self, request: web.Request, visitor: Visitor) -> None:
-        minute = int(time.time() // 60)
-        for who, limit in (
-            (f"v{visitor.chat_id}", self.settings.visitor_messages_per_minute),
-            (f"a{self._address(request)}", self.settings.address_messages_per_minute),
-        ):
-            key = keys.rate(who, minute)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 120)
-                count, _ = await pipe.execute()
-            if int(count) > limit:
-                raise _Refusal(429, self.texts.get(await self._lang(visitor), "web_too_fast"))
+        """Messages, taps and hand-off requests a minute: per visitor, then per address."""
+        if await self._over(f"v{visitor.chat_id}", self.settings.visitor_messages_per_minute):
+            raise _Refusal(429, self.texts.get(await self._lang(visitor), "web_too_fast"))
+        await self._limit_address(request, await self._lang(visitor))
+
+    async def _limit_address(self, request: web.Request, lang: str) -> None:
+        if await self._over(f"a{self._address(request)}", self.settings.address_messages_per_minute):
+            raise _Refusal(429, self.texts.get(self.texts.lang(lang), "web_too_fast"))
+
+    async def _over(self, who: str, limit: int) -> bool:
+        key = keys.rate(who, int(time.time() // 60))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+        return int(count) > limit
 
     async def _lang(self, visitor: Visitor) -> str:
         state = await self.dialog.states.load(visitor.chat_id)
@@ -246,6 +250,8 @@ class WidgetServer:
                 )
             else:
                 chat_id = self.visitors.chat_of(body["token"]) if isinstance(body.get("token"), str) else None
+                if chat_id is None:  # a new visitor: counted against his address, so nobody makes them by the million
+                    await self._limit_address(request, lang)
                 visitor = await (self.visitors.visitor(chat_id) if chat_id is not None else self.visitors.new(lang))
         except ForgedIdentity as exc:
             raise _Refusal(403, str(exc)) from exc

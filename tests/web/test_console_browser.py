@@ -3,8 +3,10 @@ real application: a real Redis, the real model, customers and agents in the Bot 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,6 +72,9 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     await kate.goto(f"{desk_url}/console/t/{ticket.id}")
     await expect(kate.get_by_role("button", name="Взять")).to_be_visible()
 
+    if os.environ.get("ZABOTA_SCREENSHOTS"):
+        await olga.set_viewport_size({"width": 1100, "height": 420})
+        await olga.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-inbox.png"))
     await row.get_by_role("link", name=ticket.id).click()
     await expect(olga.locator(".viewers")).to_contain_text("Катя", timeout=10_000)  # who else is looking
     await expect(olga.locator(".transcript")).to_contain_text("<script>window.__pwned=2</script>")
@@ -109,6 +114,12 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     agents_table = irina.locator("table.report").nth(1)
     await expect(agents_table.locator("tr", has_text="Ольга")).to_contain_text("100%")
     await expect(irina.locator("table.report").nth(2).locator("tr", has_text="telegram")).to_be_visible()
+    shots = os.environ.get("ZABOTA_SCREENSHOTS")
+    if shots:  # the README's pictures
+        await irina.set_viewport_size({"width": 1100, "height": 760})
+        await irina.screenshot(path=str(Path(shots) / "console-report.png"))
+        await irina.goto(f"{desk_url}/console/t/{ticket.id}")
+        await irina.screenshot(path=str(Path(shots) / "console-ticket.png"))
     refused = await olga.goto(f"{desk_url}/console/reports")
     assert refused is not None and refused.status == 403
 
