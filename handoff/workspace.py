@@ -120,7 +120,7 @@ class AgentWorkspace:
                 lang,
                 "new_ticket",
                 ticket=ticket.id,
-                name=ticket.customer_name,
+                name=_who(ticket),
                 lang=ticket.lang,
                 reason=self.reason_text(ticket, lang),
                 frustration=self.frustration_text(ticket, lang),
@@ -188,7 +188,7 @@ class AgentWorkspace:
             lang,
             "card",
             ticket=ticket.id,
-            name=ticket.customer_name,
+            name=_who(ticket),
             username=f" (@{ticket.username})" if ticket.username else "",
             lang=ticket.lang,
             waited=format_duration(waited_until - ticket.waiting_since, t, lang),
@@ -361,6 +361,11 @@ class AgentWorkspace:
 
 def _announcements(ticket_id: str) -> str:
     return f"{keys.PREFIX}:ticket:{ticket_id}:announcements"
+
+
+def _who(ticket: Ticket) -> str:
+    """The customer as agents read him: his name, and his channel when it is not Telegram ("Anna · web")."""
+    return ticket.customer_name if ticket.channel == "telegram" else f"{ticket.customer_name} · {ticket.channel}"
 
 
 def _short(text: str, limit: int) -> str:

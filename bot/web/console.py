@@ -36,6 +36,7 @@ from bot.web import keys
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
+from handoff.reports import percentile, ticket_report
 from handoff.roster import AgentDirectory
 from handoff.workspace import AgentWorkspace, format_duration
 from surveys.reports import Figures, build_report, export_csv
@@ -415,6 +416,33 @@ class Console:
             ("by_lang", sorted(report.by_lang.items())),
         ]
 
+    async def _tickets_since(self, since: float, most: int = 20_000) -> list[Ticket]:
+        """Tickets opened since ``since``, newest first (the latest ``most`` at the very most)."""
+        newest = int(await self._redis.get(handoff_keys.SEQUENCE) or 0)
+        found: list[Ticket] = []
+        for top in range(newest, max(0, newest - most), -500):
+            batch = await self.desk.get_many([f"T{n}" for n in range(top, max(0, top - 500), -1)])
+            found += [ticket for ticket in batch if ticket.created_at >= since]
+            if batch and all(ticket.created_at < since for ticket in batch):
+                break
+        return found
+
+    def _desk_tables(self, tickets: list[Ticket], lang: str) -> dict[str, Any]:
+        report = ticket_report(tickets)
+
+        def duration(values: list[float], share: float) -> str:
+            value = percentile(values, share)
+            return "—" if value is None else format_duration(value, self.agent_texts, lang)
+
+        reasons = [(self.agent_texts.get(lang, f"reason_{reason}"), count,
+                    f"{100 * count / report.opened:.0f}%") for reason, count in report.by_reason.most_common()]
+        channels = [(channel, count, f"{100 * count / report.opened:.0f}%")
+                    for channel, count in report.by_channel.most_common()]
+        speeds = [(name, speed.closed, duration(speed.first_response, 0.5), duration(speed.first_response, 0.9),
+                   duration(speed.handling, 0.5), duration(speed.handling, 0.9))
+                  for name, speed in sorted(report.agents.items())]
+        return {"handoffs": report.opened, "reasons": reasons, "channels": channels, "speeds": speeds}
+
     async def _supervisor(self, request: web.Request) -> StaffMember:
         me = await self._signed_in(request)
         if not me.supervisor:
@@ -426,9 +454,10 @@ class Console:
             me = await self._supervisor(request)
             days = _days(request)
             tables = [(self.texts.get(me.lang, key), rows) for key, rows in await self._report_rows(days)]
+            desk = self._desk_tables(await self._tickets_since(time.time() - days * 86400), me.lang)
             return self._page(
                 "reports.html", me.lang, me=me, days=days, tables=tables, waiting_count=await self.desk.queue_length(),
-                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
+                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang), **desk,
             )
         return await self._guarded(request, handle)
 

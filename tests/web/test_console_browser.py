@@ -114,6 +114,9 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     agents_table = irina.locator("table.report").nth(1)
     await expect(agents_table.locator("tr", has_text="Ольга")).to_contain_text("100%")
     await expect(irina.locator("table.report").nth(2).locator("tr", has_text="telegram")).to_be_visible()
+    await expect(irina.locator("table.reasons")).to_contain_text("бот не нашёл ответа")  # how this one came
+    speed = irina.locator("table.speed tr", has_text="Ольга")
+    await expect(speed.locator("td").first).to_have_text("1")  # one ticket closed, its first response timed
     shots = os.environ.get("ZABOTA_SCREENSHOTS")
     if shots:  # the README's pictures
         await irina.set_viewport_size({"width": 1100, "height": 760})

@@ -167,7 +167,7 @@ async def test_handed_off_to_telegram_and_back(running: Running, client: TestCli
     assert ticket is not None and ticket.channel == "web"
 
     [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
-    assert announcement.text is not None and ticket.id in announcement.text
+    assert announcement.text is not None and ticket.id in announcement.text and "· web" in announcement.text
     await running.tap(AGENT, announcement, f"Взять {ticket.id}")
     joined = await wait_shown(running, token, 3)
     assert "подключился сотрудник" in joined[-1]["html"]
