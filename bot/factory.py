@@ -465,7 +465,8 @@ async def build_application(
         )
         await widget.ready()
         console = Console(redis, desk, workspace, relay, directory, survey_service,
-                          public_url=settings.web.address, default_lang=default_lang)
+                          public_url=settings.web.address, default_lang=default_lang,
+                          telegram_token=bot.token if bot is not None else "")
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

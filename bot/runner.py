@@ -68,6 +68,8 @@ async def serve_web(app: Application) -> tuple[web.AppRunner, str] | None:
     address = ws.address if ws.port else ws.model_copy(update={"port": runner.addresses[0][1]}).address
     if app.console is not None:
         app.console.public_url = address  # sign-in links point here
+        if app.bot is not None and ws.public_url.startswith("https://"):  # the Login Widget needs the bot's domain
+            app.console.telegram_login_bot = (await app.bot.me()).username or ""
     log.info("website chat widget: %s/widget.js (a test page: %s/demo); agents' workplace: %s/console",
              address, address, address)
     return runner, address

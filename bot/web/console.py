@@ -85,7 +85,10 @@ class Console:
         *,
         public_url: str,
         default_lang: str = "ru",
+        telegram_token: str = "",
     ) -> None:
+        """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
+        widget's sign-in is refused; the one-time links still work)."""
         self._redis = redis
         self.desk = desk
         self.workspace = workspace
@@ -96,6 +99,8 @@ class Console:
         self.texts = Texts.load(Path(str(resources.files("bot.web").joinpath("locales"))), default_lang)
         self.agent_texts = workspace.texts
         self._closing = asyncio.Event()
+        self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
+        self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
         self._templates = jinja2.Environment(
             loader=jinja2.PackageLoader("bot.web", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
         )
@@ -116,6 +121,8 @@ class Console:
         app.router.add_get(ROOT + "/signin", self._signin_page)
         app.router.add_post(ROOT + "/signin", self._signin)
         app.router.add_post(ROOT + "/signout", self._signout)
+        app.router.add_get(ROOT + "/login", self._login_page)
+        app.router.add_get(ROOT + "/telegram", self._telegram_login)
         app.router.add_get(ROOT + "/events", self._events)
         app.router.add_get(ROOT + "/t/{ticket}", self._ticket)
         app.router.add_post(ROOT + "/t/{ticket}/{action}", self._act)
@@ -225,7 +232,36 @@ class Console:
         lang = self.texts.default_lang
         if raw is None:
             return self._message(lang, "signin_used", 403)
-        user_id = int(raw)
+        return await self._start_session(request, int(raw))
+
+    async def _login_page(self, request: web.Request) -> web.Response:
+        """Where a deployment with a domain signs staff in with the Telegram Login Widget (or by /console)."""
+        response = self._page("login.html", self.texts.default_lang, bot=self.telegram_login_bot,
+                              auth_url=f"{self.public_url}{ROOT}/telegram")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self' https://telegram.org; frame-src https://oauth.telegram.org; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        )
+        return response
+
+    async def _telegram_login(self, request: web.Request) -> web.Response:
+        """The Login Widget's redirect: its fields signed with the bot token (HMAC-SHA256 keyed by the token's
+        SHA-256), at most a day old; then the same session as a one-time link gives, and the fields leave the
+        address bar with the redirect."""
+        fields = {key: value for key, value in request.query.items()}
+        signature = fields.pop("hash", "")
+        checked = "\n".join(f"{key}={fields[key]}" for key in sorted(fields))
+        expected = hmac.new(self._telegram_secret, checked.encode(), hashlib.sha256).hexdigest()
+        lang = self.texts.default_lang
+        fresh = fields.get("auth_date", "").isdigit() and time.time() - int(fields["auth_date"]) < 86400
+        if not self._telegram_secret or not hmac.compare_digest(expected, signature) or not fresh:
+            return self._message(lang, "signin_used", 403)
+        if not fields.get("id", "").isdigit():
+            return self._message(lang, "not_allowed", 403)
+        return await self._start_session(request, int(fields["id"]))
+
+    async def _start_session(self, request: web.Request, user_id: int) -> web.Response:
+        lang = self.texts.default_lang
         if await self._role(user_id) is None:
             return self._message(lang, "not_allowed", 403)
         session_id = secrets.token_urlsafe(32)

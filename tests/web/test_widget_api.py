@@ -226,3 +226,33 @@ async def test_events_stream_live_and_resume(running: Running, client: TestClien
         line = await asyncio.wait_for(resumed.content.readline(), 20)
     assert json.loads(line[6:])["cid"] == "live1"
     resumed.close()
+
+
+async def test_the_telegram_login_widget_signs_staff_in_when_its_hash_is_right(running: Running) -> None:
+    import hashlib
+    import hmac
+    import time
+
+    from bot.web.server import web_app
+    from tests.harness import SECOND_AGENT_ID
+
+    assert running.app.bot is not None
+
+    def signed(user_id: int, age: float = 0.0, token: str = running.app.bot.token) -> dict[str, str]:
+        fields = {"id": str(user_id), "first_name": "Катя", "auth_date": str(int(time.time() - age))}
+        checked = "\n".join(f"{key}={fields[key]}" for key in sorted(fields))
+        secret = hashlib.sha256(token.encode()).digest()
+        return {**fields, "hash": hmac.new(secret, checked.encode(), hashlib.sha256).hexdigest()}
+
+    async with TestClient(TestServer(web_app(running.app.widget, running.app.console))) as http:
+        for refused in (signed(SECOND_AGENT_ID, token="123:another-bot"),  # forged: not this bot's token
+                        signed(SECOND_AGENT_ID, age=2 * 86400),  # too old: replayed
+                        signed(9303)):  # not staff
+            response = await http.get("/console/telegram", params=refused, allow_redirects=False)
+            assert response.status == 403
+        response = await http.get("/console/telegram", params=signed(SECOND_AGENT_ID), allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/console"
+        cookie = response.cookies["zabota_console"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        inbox = await http.get("/console")
+        assert inbox.status == 200 and "Обращения" in await inbox.text()
