@@ -430,38 +430,30 @@ def _bench_table(results: list[dict[str, object]]) -> str:
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_e2e import run_e2e
 
-    results = asyncio.run(run_e2e(settings, args.customers))
-    if args.json:
-        print(json.dumps(results, ensure_ascii=False))
-        return 0
-    columns = list(results[0])
-    print(" | ".join(columns))
-    for row in results:
-        print(" | ".join(str(row[key]) for key in columns))
-    return 0
+    return _print_rows(asyncio.run(run_e2e(settings, args.customers)), as_json=args.json)
 
 
 def _bench_console(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_web import run_console_bench
 
-    result = asyncio.run(run_console_bench(settings, args.open_tickets))
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    print(" | ".join(result))
-    print(" | ".join(str(value) for value in result.values()))
-    return 0
+    return _print_rows([asyncio.run(run_console_bench(settings, args.open_tickets))], as_json=args.json)
 
 
 def _bench_widget(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_web import run_widget_bench
 
-    result = asyncio.run(run_widget_bench(settings, args.visitors))
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+    return _print_rows([asyncio.run(run_widget_bench(settings, args.visitors))], as_json=args.json)
+
+
+def _print_rows(rows: list[dict[str, object]], *, as_json: bool) -> int:
+    """A benchmark's rows: as JSON, or as a table whose header is the first row's keys."""
+    if as_json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], ensure_ascii=False))
         return 0
-    print(" | ".join(result))
-    print(" | ".join(str(value) for value in result.values()))
+    columns = list(rows[0])
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(str(row[key]) for key in columns))
     return 0
 
 
