@@ -378,9 +378,17 @@ class Console:
                 can_take=ticket.state is TicketState.WAITING,
                 mine=ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id,
                 is_open=ticket.is_open, reply_id=secrets.token_hex(8), flash=request.query.get("m", "")[:300],
+                canned=self.workspace.canned_names(), colleagues=await self._colleagues(me.user_id),
                 events_url=f"{ROOT}/events?ticket={ticket.id}&since={fingerprint}",
             )
         return await self._guarded(request, handle)
+
+    async def _colleagues(self, me: int) -> list[tuple[int, str]]:
+        """Agents a ticket can be passed to: everyone but oneself, on shift first."""
+        online = await self.desk.online_agents()
+        agents = [agent for agent in await self.directory.agents() if agent != me]
+        agents.sort(key=lambda agent: (agent not in online, agent))
+        return [(agent, await self.workspace.display_name(agent)) for agent in agents]
 
     async def _viewers(self, ticket_id: str, me: int) -> list[str]:
         now = time.time()
@@ -432,6 +440,14 @@ class Console:
             return ""
         if action == "release":
             await self.workspace.release(me.user_id, ticket)
+            return ""
+        if action == "canned":
+            await self.workspace.send_canned(me.user_id, ticket, form.get("name", ""))
+            return ""
+        if action == "transfer" and form.get("to", "").isdigit():
+            to_agent = int(form["to"])
+            if to_agent != me.user_id and await self.directory.is_agent(to_agent):
+                await self.workspace.transfer(me.user_id, ticket, to_agent)
             return ""
         raise web.HTTPNotFound()
 

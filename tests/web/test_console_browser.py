@@ -95,6 +95,12 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     assert answer.text == "Здравствуйте! Смотрю ваш заказ."
     await expect(olga.locator(".transcript li.agent").last).to_contain_text("Смотрю ваш заказ")
 
+    # A canned reply, with the customer's and the agent's names filled in.
+    await olga.get_by_role("combobox", name="Отправить шаблон").select_option("checking")
+    await olga.get_by_role("button", name="Отправить шаблон").click()
+    [canned] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+    assert canned.text == "Проверяю информацию по вашему заказу, это займёт пару минут."
+
     # The customer's answer reaches the page live.
     await running.emulator.send_message(customer, "Заказ 12345, спасибо")
     await expect(olga.locator(".transcript li.customer").last).to_contain_text("Заказ 12345", timeout=10_000)
