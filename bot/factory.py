@@ -37,6 +37,7 @@ from bot.telegram.surveys import SurveyMessenger
 from bot.telegram.surveys import build_router as build_surveys_router
 from bot.web.chats import WebChats, WebCustomers, WebDelivery
 from bot.web.console import Console
+from bot.web.files import WebFiles
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
@@ -460,13 +461,16 @@ async def build_application(
         )
     widget = console = None
     if settings.web.enabled:
+        files = WebFiles(redis, settings.app.data_dir / "web" / "files",
+                         max_bytes=int(settings.web.max_upload_mb * 1_000_000),
+                         retention_days=settings.dialog.conversation_retention_days)
         widget = WidgetServer(
-            redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats
+            redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats, files
         )
         await widget.ready()
         console = Console(redis, desk, workspace, relay, directory, survey_service,
                           public_url=settings.web.address, default_lang=default_lang,
-                          telegram_token=bot.token if bot is not None else "")
+                          telegram_token=bot.token if bot is not None else "", files=files)
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

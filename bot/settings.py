@@ -256,6 +256,7 @@ class WebSettings(BaseSettings):
         "signed identities are refused.",
     )
     max_message_chars: int = Field(2000, ge=1, description="Longest message a visitor may send.")
+    max_upload_mb: float = Field(10.0, gt=0, description="Largest file a visitor may send (pictures, PDF, text).")
     visitor_messages_per_minute: int = Field(20, ge=1, description="Messages and taps one visitor may send a minute.")
     address_messages_per_minute: int = Field(120, ge=1, description="The same from one IP address, all visitors.")
     trusted_proxy: bool = Field(False, description="Take the visitor's address from X-Forwarded-For (behind a proxy).")

@@ -82,6 +82,8 @@ class OutboxEntry:
     Either words (``text``, ``html`` when it is HTML) or a copy of a message the other side sent on its channel
     (``source_chat``/``source_message``, of ``kind`` photo, document...), under an optional ``header`` line.
     ``buttons`` are rows of (label, data) pairs; ``track`` names the message for ``HandoffEvents.delivered``.
+    ``attachment``: a file the sender uploaded on a channel that keeps files itself (the web widget), by its path
+    in the data folder every process shares, with ``file_name`` to show; ``text`` is then its caption.
     """
 
     to: int
@@ -95,6 +97,8 @@ class OutboxEntry:
     source_message: int = 0
     buttons: tuple[tuple[tuple[str, str], ...], ...] = ()
     track: str = ""
+    attachment: str = ""
+    file_name: str = ""
 
     @property
     def is_copy(self) -> bool:
@@ -103,7 +107,8 @@ class OutboxEntry:
     def to_fields(self) -> dict[str, str]:
         """As stored in the outbox stream (strings only; empty fields left out)."""
         fields = {"to": str(self.to), "direction": self.direction, "ticket": self.ticket, "text": self.text,
-                  "kind": self.kind, "header": self.header, "track": self.track}
+                  "kind": self.kind, "header": self.header, "track": self.track, "attachment": self.attachment,
+                  "file_name": self.file_name}
         if self.html:
             fields["html"] = "1"
         if self.is_copy:
@@ -129,7 +134,8 @@ class OutboxEntry:
             to=int(fields["to"]), direction=direction.removesuffix("_html"), ticket=fields.get("ticket", ""),
             text=fields.get("text", ""), kind=fields.get("kind", "text"), html=html, header=fields.get("header", ""),
             source_chat=int(fields.get("from_chat") or 0), source_message=int(fields.get("message_id") or 0),
-            buttons=buttons, track=fields.get("track", ""),
+            buttons=buttons, track=fields.get("track", ""), attachment=fields.get("attachment", ""),
+            file_name=fields.get("file_name", ""),
         )
 
 

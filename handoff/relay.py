@@ -117,6 +117,21 @@ class Relay:
         else:
             await self.events.customer_wrote_while_waiting(ticket)
 
+    async def customer_file(
+        self, ticket: Ticket, path: str, name: str, kind: str, caption: str, source: str, *, file_id: str = ""
+    ) -> None:
+        """A file a customer uploaded on a channel that keeps it (the web widget; ``file_id`` its id there): into
+        the ticket's context, and to his agent as that file."""
+        await self.desk.append_turn(ticket.id, Turn("customer", "media", caption or name, ticket.lang,
+                                                    {"media": kind, "file": name, "file_id": file_id}))
+        await self.desk.mark(ticket.id, customer_message=True)
+        if ticket.state is TicketState.ASSIGNED:
+            entry = OutboxEntry(to=ticket.agent_id or 0, direction="to_agent", ticket=ticket.id, kind=kind,
+                                text=caption, header=self._header(ticket), attachment=path, file_name=name)
+            await self.enqueue(entry, once=source)
+        else:
+            await self.events.customer_wrote_while_waiting(ticket)
+
     async def agent_text(self, ticket: Ticket, text: str, source: str) -> None:
         """An agent's answer typed on another channel (the web workplace; ``source`` names it once): into the
         ticket's context, and to the customer as words."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handoff.ports import ChannelUnreachable, DeliverLater, DeliveryRefused, OutboxEntry
 
@@ -50,6 +50,10 @@ class TelegramDelivery:
             raise ChannelUnreachable(str(exc)) from exc
 
     async def _send(self, entry: OutboxEntry) -> list[int]:
+        if entry.attachment:  # a file kept by another channel (a web visitor's upload)
+            caption = "\n".join(part for part in (entry.header, entry.text) if part)[:1024]
+            document = FSInputFile(entry.attachment, filename=entry.file_name or None)
+            return [(await self.bot.send_document(entry.to, document, caption=caption or None)).message_id]
         if not entry.is_copy:
             sent = await self.bot.send_message(
                 entry.to, entry.text, parse_mode="HTML" if entry.html else None, reply_markup=_keyboard(entry.buttons)

@@ -74,6 +74,7 @@ class WebChats:
         buttons: Buttons = (),
         client_id: str = "",
         agent: str = "",
+        file: dict[str, object] | None = None,
     ) -> int:
         """A message in the chat (``role``: visitor, bot, agent); its number, by which it is edited later."""
         number = int(await self._redis.incr(keys.chat_sequence(chat_id)))
@@ -86,6 +87,8 @@ class WebChats:
             event["cid"] = client_id
         if agent:
             event["agent"] = agent
+        if file:
+            event["file"] = file
         await self._add(chat_id, event)
         return number
 

@@ -33,6 +33,7 @@ from aiohttp import web
 from bot.core.redis_values import optional_text, text_map
 from bot.core.texts import Texts
 from bot.web import keys
+from bot.web.files import WebFiles
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
@@ -86,6 +87,7 @@ class Console:
         public_url: str,
         default_lang: str = "ru",
         telegram_token: str = "",
+        files: WebFiles | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -98,6 +100,7 @@ class Console:
         self.public_url = public_url.rstrip("/")
         self.texts = Texts.load(Path(str(resources.files("bot.web").joinpath("locales"))), default_lang)
         self.agent_texts = workspace.texts
+        self.files = files
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -129,6 +132,7 @@ class Console:
         app.router.add_get(ROOT + "/reports", self._reports)
         app.router.add_get(ROOT + "/reports.csv", self._reports_csv)
         app.router.add_get(ROOT + "/static/{name}", self._static)
+        app.router.add_get(ROOT + "/file/{file}", self._file)
         app.on_shutdown.append(self._shutdown)
 
     async def _shutdown(self, app: web.Application) -> None:
@@ -366,7 +370,8 @@ class Console:
                     continue
                 words = f"[{turn.data.get('media', 'media')}] {turn.text}" if turn.kind == "media" else turn.text
                 transcript.append({"role": turn.role, "who": self.agent_texts.get(me.lang, f"role_{turn.role}"),
-                                   "text": words})
+                                   "text": words, "file_id": turn.data.get("file_id", ""),
+                                   "file": turn.data.get("file", "")})
             notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
             earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
             fingerprint = await self._fingerprint(ticket.id)
@@ -389,6 +394,16 @@ class Console:
         agents = [agent for agent in await self.directory.agents() if agent != me]
         agents.sort(key=lambda agent: (agent not in online, agent))
         return [(agent, await self.workspace.display_name(agent)) for agent in agents]
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        """A file a customer sent from the widget, for staff; always a download."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            await self._signed_in(request)
+            stored = await self.files.get(request.match_info["file"]) if self.files is not None else None
+            if stored is None:
+                raise web.HTTPNotFound()
+            return stored.response()
+        return await self._guarded(request, handle)
 
     async def _viewers(self, ticket_id: str, me: int) -> list[str]:
         now = time.time()

@@ -8,6 +8,7 @@
     zabota:web:chat:{chat_id}:seq         the number of the chat's last message
     zabota:web:sent:{chat_id}:{id}        a visitor's message (by the widget's own id) is being handled / was
     zabota:web:rate:{who}:{minute}        messages in this minute from a visitor or an address (counter, TTL)
+    zabota:web:file:{id}                  a file a visitor sent: its chat, name, type, size, path in the data folder
     zabota:web:events                     pub/sub: "a chat has something new" to every process serving widgets
     zabota:web:console:signin:{sha256}    a one-time sign-in link's token (hashed) -> the staff member's user id
     zabota:web:console:session:{sha256}   a workplace session (hashed id): user id, CSRF token (12 h)
@@ -42,6 +43,10 @@ def chat_sequence(chat_id: int) -> str:
 
 def sent(chat_id: int, client_id: str) -> str:
     return f"{PREFIX}:sent:{chat_id}:{client_id}"
+
+
+def file(file_id: str) -> str:
+    return f"{PREFIX}:file:{file_id}"
 
 
 def rate(who: str, minute: int) -> str:

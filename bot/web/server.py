@@ -12,7 +12,8 @@ __all__ = ["web_app"]
 
 
 def web_app(widget: WidgetServer | None, console: Console | None) -> web.Application:
-    served = web.Application(client_max_size=64 * 1024)
+    largest = widget.files.max_bytes if widget is not None else 0
+    served = web.Application(client_max_size=largest + 256 * 1024)  # a visitor's file, and a little more
     if widget is not None:
         widget.register(served)
     if console is not None:

@@ -8,6 +8,8 @@ of what his widget shows. The same dialog core, knowledge base, hand-off queue a
     POST /api/send           {token, id, text}: a visitor's message, handled once per widget id
     POST /api/tap            {token, message, data}: a tap on a button of message ``message``
     POST /api/human          {token}: "talk to a person"
+    POST /api/upload         multipart: token, id, file, caption: a file from the visitor (``bot.web.files``)
+    GET  /api/file/{id}      ?token=…  a file of this visitor's conversation, as a download
 
 Every request but the static files names its visitor by his signed token (``bot.web.visitors``); a page on an
 origin that is not allowed (WEB_ALLOWED_ORIGINS) is refused, and so are visitors and addresses that send faster
@@ -35,6 +37,7 @@ from bot.core.ports import Action, Button, Customer, Reply
 from bot.settings import WebSettings
 from bot.web import keys
 from bot.web.chats import WebChats, WebHub
+from bot.web.files import UnacceptableFile, WebFiles
 from bot.web.visitors import ForgedIdentity, Visitor, Visitors
 from handoff import HandoffDesk
 from handoff.customer import CustomerHandoff
@@ -81,6 +84,7 @@ class WidgetServer:
         surveys: SurveyService,
         taps: SurveyTaps,
         chats: WebChats,
+        files: WebFiles,
     ) -> None:
         self._redis = redis
         self.settings = settings
@@ -92,6 +96,7 @@ class WidgetServer:
         self.surveys = surveys
         self.taps = taps
         self.chats = chats
+        self.files = files
         self.visitors = Visitors(redis, settings.secret.get_secret_value(), settings.identity_secret.get_secret_value())
         self.hub = WebHub(redis)
         self.public_url = settings.public_url.rstrip("/")
@@ -110,10 +115,12 @@ class WidgetServer:
             ("/api/send", self._send),
             ("/api/tap", self._tap),
             ("/api/human", self._human),
+            ("/api/upload", self._upload),
         ):
             app.router.add_post(path, handler)
             app.router.add_route("OPTIONS", path, self._preflight)
         app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/file/{file}", self._file)
         app.middlewares.append(self._origin_check)
         app.on_response_prepare.append(self._cors_headers)
         app.on_shutdown.append(self._shutdown)
@@ -333,6 +340,48 @@ class WidgetServer:
             index_number = int(index) if index.isdigit() else 0
             await self._show(chat_id, await self.dialog.button(self._customer(visitor), action, search_id, index_number))
         return web.json_response({"ok": True})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """A file from the visitor: to his agent when a person has his question, else the bot's polite word."""
+        if (request.content_length or 0) > self.files.max_bytes + 64 * 1024:
+            raise _Refusal(413, self.texts.get(self.texts.default_lang, "web_file_too_large",
+                                               limit=f"{self.files.max_bytes / 1e6:g}"))
+        form = await request.post()
+        visitor = await self._visitor(form.get("token"))
+        upload = form.get("file")
+        client_id = str(form.get("id") or "")[:64]
+        caption = str(form.get("caption") or "").strip()[: self.settings.max_message_chars]
+        if not isinstance(upload, web.FileField) or not client_id:
+            raise _Refusal(400, "an upload needs its file and the widget's id for it")
+        lang = await self._lang(visitor)
+        if await self._redis.get(keys.sent(visitor.chat_id, client_id)) == "done":
+            return web.json_response({"ok": True, "repeated": True})
+        await self._limit(request, visitor)
+        try:
+            stored = await self.files.save(visitor.chat_id, upload.filename or "", upload.file.read())
+        except UnacceptableFile as exc:
+            key = "web_file_too_large" if str(exc) == "too_large" else "web_file_type"
+            raise _Refusal(413 if key == "web_file_too_large" else 415,
+                           self.texts.get(lang, key, limit=f"{self.files.max_bytes / 1e6:g}")) from exc
+        if not await self._redis.set(keys.sent(visitor.chat_id, client_id), "handling", nx=True, ex=_HANDLING_SECONDS):
+            raise _Refusal(409, "this file is being handled; try again in a moment")
+        chat_id = visitor.chat_id
+        await self.chats.add_message(chat_id, "visitor", caption, client_id=client_id, file=stored.to_event())
+        ticket = await self.desk.open_ticket_of(chat_id)
+        if ticket is not None:
+            await self.relay.customer_file(ticket, str(stored.path), stored.name, stored.kind, caption,
+                                           source=f"web:{chat_id}:{client_id}", file_id=stored.id)
+        else:
+            await self._show(chat_id, await self.dialog.media(self._customer(visitor), stored.kind, caption))
+        await self._redis.set(keys.sent(chat_id, client_id), "done", ex=7 * 86400)
+        return web.json_response({"ok": True})
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        visitor = await self._visitor(request.query.get("token"))
+        stored = await self.files.get(request.match_info["file"])
+        if stored is None or stored.chat_id != visitor.chat_id:  # another visitor's file: as if there were none
+            raise web.HTTPNotFound()
+        return stored.response()
 
     async def _human(self, request: web.Request) -> web.Response:
         body = await self._json(request)

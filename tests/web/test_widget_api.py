@@ -256,3 +256,51 @@ async def test_the_telegram_login_widget_signs_staff_in_when_its_hash_is_right(r
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
         inbox = await http.get("/console")
         assert inbox.status == 200 and "Обращения" in await inbox.text()
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def upload(client: TestClient[Any, Any], token: str, ident: str, data: bytes, name: str) -> Any:
+    from aiohttp import FormData
+
+    form = FormData()
+    form.add_field("token", token)
+    form.add_field("id", ident)
+    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+    return await client.post("/api/upload", data=form)
+
+
+async def test_a_visitor_sends_a_picture_to_his_agent_and_only_he_can_fetch_it(
+    running: Running, client: TestClient[Any, Any]
+) -> None:
+    await running.say(AGENT, "/online")
+    token = await session(client)
+    await client.post("/api/human", json={"token": token})
+    [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    ticket = await running.app.desk.open_ticket_of(chat_of(running, token))
+    assert ticket is not None
+    await running.tap(AGENT, announcement, f"Взять {ticket.id}")
+
+    response = await upload(client, token, "f1", PNG, "скриншот <ошибки>.png")
+    assert response.status == 200, await response.text()
+    [document] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    assert "document" in document.message and ticket.id in (document.text or "")
+    mine = next(m for m in await shown(running, token) if m.get("file"))
+    assert mine["file"]["type"] == "image/png" and mine["file"]["name"] == "скриншот _ошибки_.png"
+
+    fetched = await client.get(f"/api/file/{mine['file']['id']}", params={"token": token})
+    assert fetched.status == 200 and await fetched.read() == PNG
+    assert fetched.headers["Content-Disposition"].startswith("attachment")
+    assert fetched.headers["X-Content-Type-Options"] == "nosniff"
+    stranger = await session(client)
+    assert (await client.get(f"/api/file/{mine['file']['id']}", params={"token": stranger})).status == 404
+
+    refused = await upload(client, token, "f2", b"MZ\x90\x00" + bytes(100), "setup.exe")
+    assert refused.status == 415 and "PDF" in (await refused.json())["error"]
+    running.app.widget.files.max_bytes = 50  # type: ignore[union-attr]
+    too_large = await upload(client, token, "f3", PNG + bytes(100), "big.png")
+    assert too_large.status == 413 and "МБ" in (await too_large.json())["error"]

@@ -98,6 +98,16 @@ async def test_a_visitor_asks_is_handed_off_and_surveyed_in_the_browser(
     await page.reload()
     await expect(page.locator(".msg")).to_have_count(before, timeout=20_000)
 
+    # A screenshot from the visitor reaches the agent as a file; the page shows it.
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    await page.locator("input[type=file]").set_input_files(
+        files=[{"name": "screenshot.png", "mimeType": "image/png", "buffer": png}]
+    )
+    [document] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    assert "document" in document.message
+    await expect(page.locator(".msg.visitor .file img")).to_have_count(1, timeout=20_000)
+
     # The agent closes the ticket: the survey, one tap, recorded.
     [question] = await running.say(AGENT, "/close")
     await running.tap(AGENT, question, "✅ Решён")

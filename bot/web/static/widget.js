@@ -19,13 +19,16 @@
   var WORDS = {
     ru: { title: "Поддержка", open: "Открыть чат поддержки", close: "Закрыть чат", input: "Ваше сообщение",
           send: "Отправить", human: "Позвать человека", offline: "Нет связи: отправим, когда она вернётся",
-          failed: "Не отправлено", typing: "Печатает…", agent: "Оператор", you: "Вы", bot: "Бот" },
+          failed: "Не отправлено", typing: "Печатает…", agent: "Оператор", you: "Вы", bot: "Бот",
+          attach: "Прикрепить файл" },
     uk: { title: "Підтримка", open: "Відкрити чат підтримки", close: "Закрити чат", input: "Ваше повідомлення",
           send: "Надіслати", human: "Покликати людину", offline: "Немає зв’язку: надішлемо, коли він повернеться",
-          failed: "Не надіслано", typing: "Друкує…", agent: "Оператор", you: "Ви", bot: "Бот" },
+          failed: "Не надіслано", typing: "Друкує…", agent: "Оператор", you: "Ви", bot: "Бот",
+          attach: "Прикріпити файл" },
     en: { title: "Support", open: "Open the support chat", close: "Close the chat", input: "Your message",
           send: "Send", human: "Talk to a person", offline: "Offline: your messages go out when you are back",
-          failed: "Not sent", typing: "Typing…", agent: "Agent", you: "You", bot: "Bot" }
+          failed: "Not sent", typing: "Typing…", agent: "Agent", you: "You", bot: "Bot",
+          attach: "Attach a file" }
   };
   function pickLang() {
     var wanted = [data.lang, document.documentElement.lang].concat(navigator.languages || [navigator.language]);
@@ -70,6 +73,8 @@
     "form{display:flex;gap:6px;padding:8px;border-top:1px solid #e5e7eb;background:#fff}" +
     "textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:10px;padding:8px;font-size:15px;height:42px;max-height:120px}" +
     "form button{border:0;border-radius:10px;background:" + color + ";color:#fff;padding:0 14px;cursor:pointer;font-size:14px}" +
+    "form button.attach{background:#f3f4f6;color:#111;padding:0 10px;font-size:18px}" +
+    ".file{display:block;color:inherit;margin-bottom:4px}.file img{display:block;max-width:100%;max-height:180px;border-radius:8px;margin-bottom:4px}" +
     ".status{font-size:12px;color:#b45309;padding:0 12px 6px;background:#fff}" +
     "@media (max-width:480px){.panel{left:0;right:0;bottom:0;top:0;width:100vw;max-width:100vw;height:100%;max-height:100%;border-radius:0}}";
 
@@ -106,6 +111,10 @@
   var form = el("form");
   var input = el("textarea", { "aria-label": t.input, placeholder: t.input, rows: "1" });
   var sendButton = el("button", { type: "submit" }, t.send);
+  var attach = el("button", { type: "button", "class": "attach", "aria-label": t.attach, title: t.attach }, "📎");
+  var picker = el("input", { type: "file", hidden: "", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain" });
+  form.appendChild(attach);
+  form.appendChild(picker);
   form.appendChild(input);
   form.appendChild(sendButton);
   panel.appendChild(form);
@@ -155,6 +164,29 @@
     var body = node.querySelector(".body");
     body.innerHTML = html; // sanitised by the server (bot/web/render.py): an allow-list of tags, checked links
   }
+  function showFile(node, file) {
+    var url = base + "/api/file/" + encodeURIComponent(file.id) + "?token=" + encodeURIComponent(token);
+    var link = el("a", { "class": "file", href: url, download: file.name, target: "_blank", rel: "noopener" });
+    if (/^image\//.test(file.type)) link.appendChild(el("img", { src: url, alt: file.name }));
+    link.appendChild(el("span", {}, "📎 " + file.name));
+    node.querySelector(".body").before(link);
+  }
+  function upload(file) {
+    var id = Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+    var node = showPending(id, "📎 " + file.name);
+    start().then(function (ok) {
+      if (!ok) return;
+      var body = new FormData();
+      body.append("token", token);
+      body.append("id", id);
+      body.append("file", file, file.name);
+      fetch(base + "/api/upload", { method: "POST", body: body, credentials: "omit" }).then(function (response) {
+        if (response.ok) return;
+        node.classList.add("failed");
+        return response.json().then(function (json) { notice(json.error || t.failed); });
+      }, function () { node.classList.add("failed"); notice(t.offline); });
+    });
+  }
   function apply(event) {
     if (event.type === "message") {
       var node = (event.cid && pending[event.cid]) || el("div");
@@ -166,6 +198,7 @@
       node.appendChild(el("div", { "class": "body" }));
       node.setAttribute("data-n", String(event.n));
       setBody(node, event.html);
+      if (event.file) showFile(node, event.file);
       setButtons(node, event.buttons, event.n);
       log.appendChild(node); // a message confirmed after others moves to its place in the conversation
       shown[event.n] = node;
@@ -251,6 +284,7 @@
     log.appendChild(node);
     pending[id] = node;
     scroll();
+    return node;
   }
   function tap(number, value, box) {
     box.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
@@ -290,6 +324,11 @@
   });
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () {
+    if (picker.files && picker.files[0]) upload(picker.files[0]);
+    picker.value = "";
   });
   window.addEventListener("online", function () { status.textContent = ""; flush(); });
   window.addEventListener("offline", function () { status.textContent = t.offline; });
