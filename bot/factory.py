@@ -38,6 +38,7 @@ from bot.telegram.surveys import build_router as build_surveys_router
 from bot.web.chats import WebChats, WebCustomers, WebDelivery
 from bot.web.console import Console
 from bot.web.files import WebFiles
+from bot.web.knowledge import KnowledgePage
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.customer import CustomerHandoff
@@ -470,7 +471,8 @@ async def build_application(
         await widget.ready()
         console = Console(redis, desk, workspace, relay, directory, survey_service,
                           public_url=settings.web.address, default_lang=default_lang,
-                          telegram_token=bot.token if bot is not None else "", files=files)
+                          telegram_token=bot.token if bot is not None else "", files=files,
+                          knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log))
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

@@ -34,6 +34,7 @@ from bot.core.redis_values import optional_text, text_map
 from bot.core.texts import Texts
 from bot.web import keys
 from bot.web.files import WebFiles
+from bot.web.knowledge import KnowledgePage
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
@@ -88,6 +89,7 @@ class Console:
         default_lang: str = "ru",
         telegram_token: str = "",
         files: WebFiles | None = None,
+        knowledge: KnowledgePage | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -101,6 +103,7 @@ class Console:
         self.texts = Texts.load(Path(str(resources.files("bot.web").joinpath("locales"))), default_lang)
         self.agent_texts = workspace.texts
         self.files = files
+        self.knowledge = knowledge
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -134,6 +137,8 @@ class Console:
         app.router.add_get(ROOT + "/static/{name}", self._static)
         app.router.add_get(ROOT + "/file/{file}", self._file)
         app.on_shutdown.append(self._shutdown)
+        if self.knowledge is not None:
+            self.knowledge.register(app, self)
 
     async def _shutdown(self, app: web.Application) -> None:
         """Open streams end at once (the browser reconnects to another process), not after a shutdown timeout."""
@@ -159,6 +164,17 @@ class Console:
             "Referrer-Policy": "same-origin",  # no-referrer would make the browser send "Origin: null" on our own forms
             "X-Content-Type-Options": "nosniff",
         })
+
+    def page(self, template: str, me: StaffMember, **context: Any) -> web.Response:
+        """A page of the workplace for ``me``, in his language (for the parts that live in other modules)."""
+        return self._page(template, me.lang, me=me, **context)
+
+    root = ROOT
+
+    @staticmethod
+    def refused(status: int, key: str) -> Exception:
+        """What a handler raises to answer with a short page (``key``: its words) and ``status``."""
+        return _Refused(status, key)
 
     def _message(self, lang: str, key: str, status: int, me: StaffMember | None = None) -> web.Response:
         return self._page("message.html", lang, status=status, message=self.texts.get(lang, key), me=me)
@@ -199,14 +215,14 @@ class Console:
         lang = await self.workspace.agent_lang(user_id)
         return StaffMember(user_id, await self.workspace.display_name(user_id), role, session["csrf"], lang)
 
-    async def _signed_in(self, request: web.Request) -> StaffMember:
+    async def signed_in(self, request: web.Request) -> StaffMember:
         me = await self._me(request)
         if me is None:
             raise _Refused(401, "no_session")
         return me
 
-    async def _checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]:
-        me = await self._signed_in(request)
+    async def checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]:
+        me = await self.signed_in(request)
         origin = request.headers.get("Origin")
         if origin and origin not in (f"{request.scheme}://{request.host}", self.public_url):
             raise _Refused(403, "not_allowed")
@@ -215,7 +231,7 @@ class Console:
             raise _Refused(403, "not_allowed")
         return me, form
 
-    async def _guarded(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def guarded(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
             return response
@@ -280,12 +296,12 @@ class Console:
 
     async def _signout(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me, _ = await self._checked_post(request)
+            me, _ = await self.checked_post(request)
             await self._redis.delete(keys.session(request.cookies.get(_COOKIE, "")))
             response = self._message(me.lang, "signed_out", 200)
             response.del_cookie(_COOKIE, path=ROOT)
             return response
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     # ------------------------------------------------------------------ the inbox
 
@@ -323,7 +339,7 @@ class Console:
 
     async def _inbox(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._signed_in(request)
+            me = await self.signed_in(request)
             view = request.query.get("view", "waiting")
             query = request.query.get("q", "").strip()[:100]
             if view == "mine":
@@ -350,13 +366,13 @@ class Console:
                 longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
                 events_url=f"{ROOT}/events?since={fingerprint}",
             )
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     # ------------------------------------------------------------------ one ticket
 
     async def _ticket(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._signed_in(request)
+            me = await self.signed_in(request)
             ticket = await self.desk.get(request.match_info["ticket"])
             if ticket is None:
                 raise web.HTTPNotFound()
@@ -386,7 +402,7 @@ class Console:
                 canned=self.workspace.canned_names(), colleagues=await self._colleagues(me.user_id),
                 events_url=f"{ROOT}/events?ticket={ticket.id}&since={fingerprint}",
             )
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def _colleagues(self, me: int) -> list[tuple[int, str]]:
         """Agents a ticket can be passed to: everyone but oneself, on shift first."""
@@ -398,12 +414,12 @@ class Console:
     async def _file(self, request: web.Request) -> web.StreamResponse:
         """A file a customer sent from the widget, for staff; always a download."""
         async def handle(request: web.Request) -> web.StreamResponse:
-            await self._signed_in(request)
+            await self.signed_in(request)
             stored = await self.files.get(request.match_info["file"]) if self.files is not None else None
             if stored is None:
                 raise web.HTTPNotFound()
             return stored.response()
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def _viewers(self, ticket_id: str, me: int) -> list[str]:
         now = time.time()
@@ -415,7 +431,7 @@ class Console:
 
     async def _act(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me, form = await self._checked_post(request)
+            me, form = await self.checked_post(request)
             ticket = await self.desk.get(request.match_info["ticket"])
             if ticket is None:
                 raise web.HTTPNotFound()
@@ -423,7 +439,7 @@ class Console:
             flash = await self._do(me, ticket, action, form)
             target = f"{ROOT}/t/{ticket.id}" + (f"?m={_quote(flash)}" if flash else "")
             raise web.HTTPSeeOther(target)
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def _do(self, me: StaffMember, ticket: Ticket, action: str, form: dict[str, str]) -> str:
         t = self._t(me.lang)
@@ -511,7 +527,7 @@ class Console:
         return {"handoffs": report.opened, "reasons": reasons, "channels": channels, "speeds": speeds}
 
     async def _supervisor(self, request: web.Request) -> StaffMember:
-        me = await self._signed_in(request)
+        me = await self.signed_in(request)
         if not me.supervisor:
             raise _Refused(403, "not_allowed")
         return me
@@ -526,7 +542,7 @@ class Console:
                 "reports.html", me.lang, me=me, days=days, tables=tables, waiting_count=await self.desk.queue_length(),
                 longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang), **desk,
             )
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     async def _reports_csv(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -538,7 +554,7 @@ class Console:
                 "Content-Disposition": f'attachment; filename="zabota-surveys-{days}d.csv"',
                 "Cache-Control": "no-store",
             })
-        return await self._guarded(request, handle)
+        return await self.guarded(request, handle)
 
     # ------------------------------------------------------------------ live updates
 
@@ -567,6 +583,7 @@ class Console:
         if me is None:
             raise web.HTTPUnauthorized()
         ticket_id = request.query.get("ticket") or None
+        knowledge = self.knowledge if request.query.get("knowledge") and me.role == "admin" else None
         last = request.query.get("since", "")
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no",
@@ -576,7 +593,7 @@ class Console:
         while True:
             if ticket_id is not None:  # this agent is still looking at the ticket
                 await self._redis.hset(keys.viewing(ticket_id), str(me.user_id), str(time.time()))
-            fingerprint = await self._fingerprint(ticket_id)
+            fingerprint = await (knowledge.fingerprint() if knowledge is not None else self._fingerprint(ticket_id))
             if fingerprint != last:
                 await response.write(f"data: {fingerprint}\n\n".encode())
                 last, quiet = fingerprint, 0.0

@@ -13,6 +13,8 @@
     zabota:web:console:signin:{sha256}    a one-time sign-in link's token (hashed) -> the staff member's user id
     zabota:web:console:session:{sha256}   a workplace session (hashed id): user id, CSRF token (12 h)
     zabota:web:console:viewing:{ticket}   who has the ticket open in the workplace now (user id -> last seen)
+    zabota:web:console:reindex            the workplace's last reindex: state, progress or result (a hash)
+    zabota:web:console:reindex:lock       a reindex started from the workplace is running (one at a time)
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ PREFIX = "zabota:web"
 SECRET = f"{PREFIX}:secret"
 VISITORS = f"{PREFIX}:visitors"
 EVENTS = f"{PREFIX}:events"
+REINDEX_STATUS = f"{PREFIX}:console:reindex"
+REINDEX_LOCK = f"{PREFIX}:console:reindex:lock"
 
 
 def user(site_user_id: str) -> str:

@@ -161,3 +161,47 @@ async def test_a_link_works_once_and_strangers_are_refused(
     assert response is not None and response.status == 401
     posted = await olga.request.post(f"{desk_url}/console/t/T1/take", form={"csrf": "wrong"})
     assert posted.status == 403
+
+
+async def test_an_admin_writes_an_article_from_what_customers_asked(
+    running: Running, browser: Any, desk_url: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    from playwright.async_api import expect
+
+    from tests.conftest import SAMPLE_KB
+    from tests.harness import ADMIN_ID
+
+    source = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, source)
+    assert running.app.console is not None and running.app.console.knowledge is not None
+    running.app.console.knowledge.source = source  # as KB_SOURCE would name the company's folder
+    customer = EmulatedUser(id=9304, first_name="Анна", language_code="ru")
+    await running.say(customer, "Можно ли расплатиться биткоином?")
+    await running.settle(customer.id)
+
+    admin = EmulatedUser(id=ADMIN_ID, first_name="Админ", language_code="ru")
+    page = await sign_in(running, browser, desk_url, admin)
+    await page.get_by_role("link", name="База знаний").click()
+    gap = page.locator("table.gaps tr", has_text="биткоином")
+    await expect(gap).to_be_visible(timeout=20_000)
+    await gap.get_by_role("link", name="Написать статью").click()
+    editor = page.locator("form.editor textarea")
+    await expect(editor).to_contain_text("Можно ли расплатиться биткоином?")  # the customers' own words
+    draft = await editor.input_value()
+
+    # A broken article is refused with the problem, and nothing is written.
+    await page.get_by_role("button", name="Сохранить и переиндексировать").click()
+    await expect(page.locator(".problems")).to_contain_text("title")
+    assert sorted(p.name for p in source.rglob("new-article-*.md")) == []
+
+    await editor.fill(draft.replace("title: \n", "title: Оплата криптовалютой\n") + "Криптовалюту мы не принимаем.\n")
+    await page.get_by_role("button", name="Сохранить и переиндексировать").click()
+    await expect(page.locator(".job")).to_contain_text("Готово", timeout=120_000)  # live, without a reload
+    [written] = list(source.rglob("new-article-*.md"))
+    assert "Оплата криптовалютой" in written.read_text(encoding="utf-8")
+
+    olga = await sign_in(running, browser, desk_url, AGENT)
+    refused = await olga.goto(f"{desk_url}/console/knowledge")
+    assert refused is not None and refused.status == 403
