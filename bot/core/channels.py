@@ -4,7 +4,7 @@ Tickets, surveys and conversation logs identify a customer by one number, his ch
 below 2**52 in absolute value; the other channels give their customers ids from ranges of their own below that,
 each still exact as a float (below 2**53), so the relay, the monitor and the surveys know from the number alone
 which channel reaches him, and a ticket opened on any channel can be served by an agent on any other.
-``qualified`` names a customer as people read it: ``telegram:123``, ``rasa:-4503599627370497``, ``web:17``.
+``qualified`` names a customer as people read it: ``telegram:123``, ``rasa:5``, ``web:17``.
 """
 
 from __future__ import annotations

@@ -69,10 +69,10 @@ async def test_over_http_a_hand_off_queues_a_ticket_with_the_rasa_conversation_a
     assert await running.app.desk.position(ticket_id) == 1
 
     [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
-    assert announcement.text == f"🆕 {ticket_id}: Анна Петрова (ru) — попросил человека\n«Это не помогло, позовите человека»"
+    assert announcement.text == f"🆕 {ticket_id}: Анна Петрова · rasa (ru) — попросил человека\n«Это не помогло, позовите человека»"
     [card] = await running.tap(AGENT, announcement, f"Взять {ticket_id}")
     assert card.text is not None
-    assert f"📋 {ticket_id} · Анна Петрова · язык: ru" in card.text
+    assert f"📋 {ticket_id} · Анна Петрова · rasa · язык: ru" in card.text
     assert "Бот пробовал: «Как отменить заказ?»" in card.text
     transcript = card.text.split("Последние сообщения:\n")[1].split("\nПрежние обращения")[0].splitlines()
     assert transcript[0] == "Клиент: Привет"
