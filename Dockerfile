@@ -36,13 +36,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     ZABOTA_DATA_DIR=/data \
     ZABOTA_CACHE_DIR=/opt/zabota/cache \
     ZABOTA_LOG_FORMAT=json \
+    WEB_HOST=0.0.0.0 \
     ZABOTA_HEALTH_URL=http://127.0.0.1:9100/healthz
 USER zabota
 WORKDIR /home/zabota
 VOLUME ["/data"]
 # 8080: the webhook (and /metrics, /healthz in webhook mode); 9100: /metrics and /healthz in polling mode;
-# 5055: Rasa custom actions (`zabota actions`).
-EXPOSE 8080 9100 5055
+# 8090: the web channel (the website widget and the agents' workplace); 5055: Rasa custom actions (`zabota actions`).
+EXPOSE 8080 8090 9100 5055
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(os.environ['ZABOTA_HEALTH_URL'], timeout=4)"
 ENTRYPOINT ["zabota"]

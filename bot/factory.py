@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -223,6 +224,16 @@ class Application:
             await self.embedded_redis.stop()
 
 
+def _telegram_files(bot: Bot) -> Callable[[str], Awaitable[bytes]]:
+    """A Telegram file's bytes by its id (an agent's photo or document, for a customer on the web)."""
+
+    async def fetch(file_id: str) -> bytes:
+        downloaded = await bot.download(file_id)
+        return downloaded.read() if downloaded is not None else b""
+
+    return fetch
+
+
 class _CustomersByChannel:
     """The queue monitor's edits of what customers were shown, on the channel each customer is on."""
 
@@ -331,12 +342,18 @@ async def build_application(
     )
     events = HandoffEvents()  # each party below is subscribed to what it must hear, once all exist
     web_chats = WebChats(redis, retention_days=settings.dialog.conversation_retention_days)
+    files = WebFiles(redis, settings.app.data_dir / "web" / "files", max_bytes=int(settings.web.max_upload_mb * 1_000_000),
+                     retention_days=settings.dialog.conversation_retention_days)
     relay = Relay(
         redis,
         desk,
         # customers of a Rasa assistant (``zabota actions``) and of the website widget first; every other chat
         # is a Telegram one
-        [RasaOutbox(redis), WebDelivery(web_chats), *([TelegramDelivery(bot)] if bot is not None else [])],
+        [
+            RasaOutbox(redis),
+            WebDelivery(web_chats, files, _telegram_files(bot) if bot is not None else None),
+            *([TelegramDelivery(bot)] if bot is not None else []),
+        ],
         header=lambda ticket: f"💬 {ticket.id} · {ticket.customer_name}",
         events=events,
     )
@@ -462,9 +479,6 @@ async def build_application(
         )
     widget = console = None
     if settings.web.enabled:
-        files = WebFiles(redis, settings.app.data_dir / "web" / "files",
-                         max_bytes=int(settings.web.max_upload_mb * 1_000_000),
-                         retention_days=settings.dialog.conversation_retention_days)
         widget = WidgetServer(
             redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats, files
         )

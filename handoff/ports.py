@@ -84,6 +84,8 @@ class OutboxEntry:
     ``buttons`` are rows of (label, data) pairs; ``track`` names the message for ``HandoffEvents.delivered``.
     ``attachment``: a file the sender uploaded on a channel that keeps files itself (the web widget), by its path
     in the data folder every process shares, with ``file_name`` to show; ``text`` is then its caption.
+    ``file_ref``: the sender's channel's own reference to the file of a copied message (a Telegram file id), for a
+    recipient on a channel that cannot copy it and fetches it instead.
     """
 
     to: int
@@ -99,6 +101,7 @@ class OutboxEntry:
     track: str = ""
     attachment: str = ""
     file_name: str = ""
+    file_ref: str = ""
 
     @property
     def is_copy(self) -> bool:
@@ -108,7 +111,7 @@ class OutboxEntry:
         """As stored in the outbox stream (strings only; empty fields left out)."""
         fields = {"to": str(self.to), "direction": self.direction, "ticket": self.ticket, "text": self.text,
                   "kind": self.kind, "header": self.header, "track": self.track, "attachment": self.attachment,
-                  "file_name": self.file_name}
+                  "file_name": self.file_name, "file_ref": self.file_ref}
         if self.html:
             fields["html"] = "1"
         if self.is_copy:
@@ -135,7 +138,7 @@ class OutboxEntry:
             text=fields.get("text", ""), kind=fields.get("kind", "text"), html=html, header=fields.get("header", ""),
             source_chat=int(fields.get("from_chat") or 0), source_message=int(fields.get("message_id") or 0),
             buttons=buttons, track=fields.get("track", ""), attachment=fields.get("attachment", ""),
-            file_name=fields.get("file_name", ""),
+            file_name=fields.get("file_name", ""), file_ref=fields.get("file_ref", ""),
         )
 
 

@@ -92,8 +92,12 @@ class Relay:
         else:
             await self.events.customer_wrote_while_waiting(ticket)
 
-    async def agent_message(self, ticket: Ticket, chat_id: int, message_id: int, kind: str, text: str) -> None:
-        """An agent's answer: to the customer, as a copy (the agent's own account stays private)."""
+    async def agent_message(
+        self, ticket: Ticket, chat_id: int, message_id: int, kind: str, text: str, *, file_ref: str = "",
+        file_name: str = "",
+    ) -> None:
+        """An agent's answer: to the customer, as a copy (the agent's own account stays private); a file's
+        reference and name go with it for a customer whose channel fetches files rather than copying them."""
         turn = Turn("agent", "text" if kind == "text" else "media", text, ticket.lang,
                     {"agent_id": ticket.agent_id, "agent": ticket.agent_name})
         await self.desk.append_turn(ticket.id, turn)
@@ -101,7 +105,7 @@ class Relay:
         await self.enqueue(
             OutboxEntry(
                 to=ticket.chat_id, direction="to_customer", ticket=ticket.id, kind=kind, text=text,
-                source_chat=chat_id, source_message=message_id,
+                source_chat=chat_id, source_message=message_id, file_ref=file_ref, file_name=file_name,
             ),
             once=f"{chat_id}:{message_id}",
         )

@@ -14,7 +14,7 @@ from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarku
 
 from handoff.ports import ChannelUnreachable, DeliverLater, DeliveryRefused, OutboxEntry
 
-__all__ = ["TelegramDelivery", "message_kind"]
+__all__ = ["TelegramDelivery", "file_of", "message_kind"]
 
 _KINDS = ("text", "photo", "document", "voice", "audio", "video", "video_note", "sticker", "animation", "location",
           "venue", "contact")
@@ -26,6 +26,15 @@ def message_kind(message: Message) -> str:
         if getattr(message, kind, None):
             return kind
     return "other"
+
+
+def file_of(message: Message) -> tuple[str, str]:
+    """(Telegram file id, file name) of the photo or document a message carries; empty strings for none."""
+    if message.photo:
+        return message.photo[-1].file_id, "photo.jpg"
+    if message.document:
+        return message.document.file_id, message.document.file_name or "document"
+    return "", ""
 
 
 class TelegramDelivery:

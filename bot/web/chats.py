@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from bot.core.channels import Channel, channel_of
 from bot.core.redis_values import text, text_map
 from bot.web import keys
+from bot.web.files import StoredFile, UnacceptableFile, WebFiles
 from bot.web.render import safe_html
 from handoff.ports import OutboxEntry
 
@@ -178,21 +179,44 @@ class WebHub:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-class WebDelivery:
-    """``handoff.ports.Delivery`` for web visitors: what the relay delivers becomes a message in their chat."""
+FetchFile = Callable[[str], Awaitable[bytes]]  # a channel's file reference -> the file's bytes
 
-    def __init__(self, chats: WebChats) -> None:
+
+class WebDelivery:
+    """``handoff.ports.Delivery`` for web visitors: what the relay delivers becomes a message in their chat.
+
+    A file an agent sent from another channel is fetched there (``fetch``: Telegram's file by its id) and kept
+    like a visitor's own (``files``); one that cannot be fetched or kept reaches him as a line saying it was sent.
+    """
+
+    def __init__(self, chats: WebChats, files: WebFiles | None = None, fetch: FetchFile | None = None) -> None:
         self.chats = chats
+        self.files = files
+        self.fetch = fetch
 
     def reaches(self, chat_id: int) -> bool:
         return channel_of(chat_id) is Channel.WEB
 
     async def deliver(self, entry: OutboxEntry) -> Sequence[int]:
-        words = entry.text
-        if entry.kind != "text":  # a file an agent sent stays in Telegram; the visitor learns one was sent
-            words = f"[{entry.kind}] {words}".strip()
         role = "agent" if entry.direction == "to_customer" else "bot"
-        return [await self.chats.add_message(entry.to, role, words, is_html=entry.html, buttons=entry.buttons)]
+        words = entry.text
+        stored = await self._fetched(entry) if entry.kind != "text" else None
+        if entry.kind != "text" and stored is None:
+            words = f"[{entry.kind}] {words}".strip()
+        return [await self.chats.add_message(entry.to, role, words, is_html=entry.html, buttons=entry.buttons,
+                                             file=stored.to_event() if stored is not None else None)]
+
+    async def _fetched(self, entry: OutboxEntry) -> StoredFile | None:
+        if not entry.file_ref or self.files is None or self.fetch is None:
+            return None
+        try:
+            data = await self.fetch(entry.file_ref)
+            return await self.files.save(entry.to, entry.file_name or entry.kind, data)
+        except UnacceptableFile:
+            return None
+        except Exception:  # the other channel's servers: the words still go, with a note of the file
+            log.warning("web: the file of outbox entry for %s could not be fetched", entry.to, exc_info=True)
+            return None
 
 
 class WebCustomers:

@@ -21,7 +21,6 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from bot.core.texts import Texts
 from bot.web import keys
 from bot.web.files import WebFiles
 from bot.web.knowledge import KnowledgePage
+from bot.web.staff import StaffMember
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
@@ -53,19 +53,6 @@ _SESSION_TTL = 12 * 3600
 _VIEWING_SECONDS = 15.0
 _POLL_SECONDS = 0.5
 _ROWS = 200  # the most urgent first; the summary line says how many wait in all
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    user_id: int
-    name: str
-    role: str  # agent | supervisor | admin
-    csrf: str
-    lang: str
-
-    @property
-    def supervisor(self) -> bool:
-        return self.role in ("supervisor", "admin")
 
 
 class _Refused(Exception):
@@ -588,23 +575,26 @@ class Console:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no",
         })
-        await response.prepare(request)
         quiet = 0.0
-        while True:
-            if ticket_id is not None:  # this agent is still looking at the ticket
-                await self._redis.hset(keys.viewing(ticket_id), str(me.user_id), str(time.time()))
-            fingerprint = await (knowledge.fingerprint() if knowledge is not None else self._fingerprint(ticket_id))
-            if fingerprint != last:
-                await response.write(f"data: {fingerprint}\n\n".encode())
-                last, quiet = fingerprint, 0.0
-            elif quiet >= 15.0:
-                await response.write(b": keep-alive\n\n")
-                quiet = 0.0
-            try:
-                await asyncio.wait_for(self._closing.wait(), _POLL_SECONDS)
-                return response
-            except TimeoutError:
-                quiet += _POLL_SECONDS
+        try:
+            await response.prepare(request)
+            while not self._closing.is_set():
+                if ticket_id is not None:  # this agent is still looking at the ticket
+                    await self._redis.hset(keys.viewing(ticket_id), str(me.user_id), str(time.time()))
+                fingerprint = await (knowledge.fingerprint() if knowledge is not None else self._fingerprint(ticket_id))
+                if fingerprint != last:
+                    await response.write(f"data: {fingerprint}\n\n".encode())
+                    last, quiet = fingerprint, 0.0
+                elif quiet >= 15.0:
+                    await response.write(b": keep-alive\n\n")
+                    quiet = 0.0
+                try:
+                    await asyncio.wait_for(self._closing.wait(), _POLL_SECONDS)
+                except TimeoutError:
+                    quiet += _POLL_SECONDS
+        except ConnectionResetError:
+            pass  # the page was closed or left: nothing to tell it any more
+        return response
 
 
 def _days(request: web.Request) -> int:

@@ -16,24 +16,40 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.core.gaps import GapLog
 from bot.core.redis_values import text_map
+from bot.core.texts import Texts
 from bot.web import keys
+from bot.web.staff import StaffMember
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from kb_index.sources import load_articles
 
-if TYPE_CHECKING:
-    from bot.web.console import Console, StaffMember
-
-__all__ = ["KnowledgePage"]
+__all__ = ["KnowledgePage", "Workplace"]
 
 ROOT = "/console/knowledge"
+
+
+class Workplace(Protocol):
+    """What this page needs from the workplace it is part of (``bot.web.console.Console``)."""
+
+    root: str
+    texts: Texts
+
+    def page(self, template: str, me: StaffMember, **context: Any) -> web.Response: ...
+
+    async def signed_in(self, request: web.Request) -> StaffMember: ...
+
+    async def checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]: ...
+
+    async def guarded(self, request: web.Request, handler: Any) -> web.StreamResponse: ...
+
+    def refused(self, status: int, key: str) -> Exception: ...
 
 
 class KnowledgePage:
@@ -44,7 +60,7 @@ class KnowledgePage:
         self.gaps = gaps
         self._job: asyncio.Task[None] | None = None
 
-    def register(self, app: web.Application, console: Console) -> None:
+    def register(self, app: web.Application, console: Workplace) -> None:
         self.console = console
         app.router.add_get(ROOT, self._page)
         app.router.add_get(ROOT + "/edit", self._editor)
@@ -117,8 +133,12 @@ class KnowledgePage:
             problems = await asyncio.to_thread(self._check, path, text)
             if problems:
                 return self.console.page("article.html", me, status=422, file=relative, text=text, problems=problems)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:  # a read-only folder (a volume mounted :ro): said, and nothing changed
+                return self.console.page("article.html", me, status=409, file=relative, text=text,
+                                         problems=[f"{relative}: {exc.strerror or exc}"])
             self.start_reindex()
             raise web.HTTPSeeOther(ROOT)
         return await self.console.guarded(request, handle)

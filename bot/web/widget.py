@@ -401,11 +401,18 @@ class WidgetServer:
             "Cache-Control": "no-cache, no-transform",
             "X-Accel-Buffering": "no",  # nginx: pass each event on at once
         })
+        try:
+            await self._stream(request, response, visitor.chat_id, after)
+        except ConnectionResetError:
+            pass  # the visitor closed the page or lost the connection; he resumes from Last-Event-ID
+        return response
+
+    async def _stream(self, request: web.Request, response: web.StreamResponse, chat_id: int, after: str) -> None:
         await response.prepare(request)
-        with self.hub.listening(visitor.chat_id) as changed:
+        with self.hub.listening(chat_id) as changed:
             while True:
                 changed.clear()
-                for event in await self.chats.events(visitor.chat_id, after):
+                for event in await self.chats.events(chat_id, after):
                     payload = json.dumps(event.data, ensure_ascii=False)
                     await response.write(f"id: {event.id}\ndata: {payload}\n\n".encode())
                     after = event.id
@@ -414,5 +421,4 @@ class WidgetServer:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")  # also finds out that the visitor has gone
                 if self._closing:
-                    break
-        return response
+                    return

@@ -182,9 +182,17 @@ async def test_handed_off_to_telegram_and_back(running: Running, client: TestCli
     assert answered[-1]["role"] == "agent"
     assert answered[-1]["html"] == "Здравствуйте! &lt;img src=x onerror=alert(1)&gt; Чем помочь?"
 
+    # A photo from the agent reaches the visitor as the file itself, served to him alone.
+    await running.emulator.send_photo(AGENT, caption="Вот так выглядит экран оплаты")
+    photo = (await wait_shown(running, token, 7))[-1]
+    assert photo["role"] == "agent" and photo["file"]["type"] == "image/jpeg"
+    assert photo["html"] == "Вот так выглядит экран оплаты"
+    fetched = await client.get(f"/api/file/{photo['file']['id']}", params={"token": token})
+    assert fetched.status == 200 and (await fetched.read()).startswith(b"\xff\xd8\xff")
+
     [question] = await running.say(AGENT, "/close")
     await running.tap(AGENT, question, "✅ Решён")
-    survey = (await wait_shown(running, token, 8))[-1]
+    survey = (await wait_shown(running, token, 9))[-1]
     assert "Насколько вы довольны" in survey["html"] and labels(survey) == ["1", "2", "3", "4", "5"]
     tap = await client.post("/api/tap", json={"token": token, "message": survey["n"], "data": data_of(survey, "5")})
     assert tap.status == 200

@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.core.conversation import Turn
 from bot.core.formatting import article_html, split_message
-from bot.telegram.delivery import message_kind
+from bot.telegram.delivery import file_of, message_kind
 from bot.telegram.staff import TicketCallback, markup
 from handoff.desk import TicketNotFound
 from handoff.ports import StaffButton
@@ -342,8 +342,10 @@ async def agent_says(message: Message, workspace: AgentWorkspace) -> None:
     agent_id, _ = await _prepare(message, workspace)
     ticket = await _current(message, workspace, agent_id)
     if ticket is not None:
+        file_ref, file_name = file_of(message)
         await workspace.relay.agent_message(
-            ticket, message.chat.id, message.message_id, message_kind(message), message.text or message.caption or ""
+            ticket, message.chat.id, message.message_id, message_kind(message), message.text or message.caption or "",
+            file_ref=file_ref, file_name=file_name,
         )
 
 
