@@ -153,3 +153,32 @@ async def test_the_widget_is_usable_by_keyboard_and_on_a_phone(running: Running,
     await expect(page.get_by_role("log")).to_be_visible()
     await page.keyboard.press("Escape")
     await expect(panel).to_be_hidden()
+
+
+async def test_messages_written_offline_go_out_once_when_the_connection_returns(
+    running: Running, shop: str, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    context = await browser.new_context(locale="ru-RU")
+    page = await context.new_page()
+    await page.goto(shop + "/")
+    await page.get_by_role("button", name="Открыть чат поддержки").click()
+    await expect(page.locator(".msg.bot").first).to_contain_text("Здравствуйте", timeout=20_000)
+
+    await context.set_offline(True)
+    box = page.get_by_role("textbox", name="Ваше сообщение")
+    await box.fill("Как отменить заказ?")
+    await box.press("Enter")
+    await expect(page.locator(".status")).to_contain_text("Нет связи", timeout=10_000)
+    await page.wait_for_timeout(3500)  # the widget has tried (and failed) at least once meanwhile
+    await context.set_offline(False)
+    await expect(page.locator(".msg.bot b", has_text="Как отменить заказ?")).to_be_visible(timeout=30_000)
+
+    # A second tab of the same visitor shows the same conversation, the question once, answered once.
+    second = await context.new_page()
+    await second.goto(shop + "/")
+    await second.get_by_role("button", name="Открыть чат поддержки").click()
+    await expect(second.locator(".msg.visitor")).to_have_count(1, timeout=20_000)
+    await expect(second.locator(".msg.bot b", has_text="Как отменить заказ?")).to_have_count(1)
+    await context.close()
