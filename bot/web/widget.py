@@ -32,6 +32,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot.core.channels import number_in
 from bot.core.dialog import CustomerDialog
 from bot.core.ports import Action, Button, Customer, Reply
 from bot.settings import WebSettings
@@ -202,7 +203,7 @@ class WidgetServer:
         return await self.visitors.visitor(chat_id)
 
     def _customer(self, visitor: Visitor) -> Customer:
-        name = visitor.name or self.texts.get(visitor.lang, "web_visitor", number=str(-visitor.chat_id % 100000))
+        name = visitor.name or self.texts.get(visitor.lang, "web_visitor", number=number_in(visitor.chat_id))
         return Customer(chat_id=visitor.chat_id, user_id=visitor.chat_id, name=name, language_code=visitor.lang or None)
 
     def _address(self, request: web.Request) -> str:
