@@ -42,6 +42,7 @@ from bot.web.files import WebFiles
 from bot.web.knowledge import KnowledgePage
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
+from handoff.assign import AutoAssign
 from handoff.customer import CustomerHandoff
 from handoff.events import HandoffEvents
 from handoff.monitor import QueueMonitor
@@ -370,6 +371,7 @@ async def build_application(
         canned=load_canned(hs.canned_replies_dir, default_lang),
         article_title=lambda article_id, lang: kb.article(article_id, lang).title,
     )
+    auto_assign = AutoAssign(desk, workspace, enabled=hs.auto_assign)
     # The queue monitor edits what customers were shown and keeps the agents' board: where Telegram runs.
     monitor = QueueMonitor(
         redis,
@@ -380,6 +382,7 @@ async def build_application(
         wait_alert_seconds=hs.wait_alert_minutes * 60,
         silence_seconds=hs.customer_silence_minutes * 60,
         board_lang=default_lang,
+        each_pass=auto_assign.fill,
     ) if bot is not None else None
     ss = settings.surveys
     survey_service = SurveyService(
@@ -420,7 +423,9 @@ async def build_application(
         # the Telegram messenger sends to Telegram chats; the relay's outbox reaches every channel
         sender_reaches=lambda chat_id: survey_messenger is not None and channel_of(chat_id) is Channel.TELEGRAM,
     )
+    events.ticket_opened.append(auto_assign.ticket_changed)  # first: a ticket given out is not announced
     events.ticket_opened.append(workspace.announce)
+    events.ticket_closed.append(auto_assign.ticket_changed)
     events.waiting_message.append(customer_handoff.acknowledge_waiting)
     events.closed_by_customer.append(workspace.closed_by_customer)
     events.ticket_closed.append(survey_triggers.ticket_closed)

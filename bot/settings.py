@@ -145,6 +145,10 @@ class HandoffSettings(BaseSettings):
     working_hours: str = Field("Mon-Sun 09:00-21:00", description="e.g. 'Mon-Fri 09:00-18:00; Sat 10:00-16:00'.")
     timezone: str = Field("Europe/Moscow", description="Time zone of the working hours (IANA name).")
     max_tickets_per_agent: int = Field(3, ge=1)
+    auto_assign: bool = Field(
+        False, description="Give waiting tickets to agents on shift (the least busy first, up to the limit above) "
+        "instead of announcing them for anyone to take.",
+    )
     default_wait_minutes: float = Field(10.0, gt=0, description="Wait estimate before there is any history.")
     agents_chat_id: int | None = Field(None, description="Optional agents' group for the queue board.")
     wait_alert_minutes: float = Field(15.0, gt=0, description="Supervisors are alerted when a ticket waits longer.")

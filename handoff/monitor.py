@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -47,7 +47,9 @@ class QueueMonitor:
         tick: float = 2.0,
         board_lang: str = "ru",
         clock: Callable[[], float] = time.time,
+        each_pass: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """``each_pass``: more work for every pass (giving out waiting tickets, ``handoff.assign``)."""
         self._redis = redis
         self.workspace = workspace
         self.customers = customers
@@ -61,6 +63,7 @@ class QueueMonitor:
         self.tick = tick
         self.board_lang = board_lang
         self._clock = clock
+        self._each_pass = each_pass
         self._lease = Lease(redis, keys.MONITOR_LEASE, tick * 5)
         self.board_edits = 0
 
@@ -71,6 +74,8 @@ class QueueMonitor:
         )
 
     async def check_once(self) -> None:
+        if self._each_pass is not None:
+            await self._each_pass()
         waiting = await self.desk.waiting(1000)
         now = self._clock()
         await self._board(waiting, now)

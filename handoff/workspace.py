@@ -25,7 +25,7 @@ from handoff.desk import HandoffDesk, TakeResult
 from handoff.ports import StaffButton, StaffButtons, StaffChannel
 from handoff.relay import Relay
 from handoff.roster import AgentDirectory
-from handoff.tickets import Outcome, Ticket
+from handoff.tickets import Outcome, Ticket, TicketState
 
 __all__ = ["AgentWorkspace", "format_duration", "format_wait_estimate", "load_canned"]
 
@@ -112,7 +112,10 @@ class AgentWorkspace:
     # ------------------------------------------------------------------ new tickets
 
     async def announce(self, ticket: Ticket) -> None:
-        """A new ticket: each agent on shift gets it with a Take button."""
+        """A new ticket: each agent on shift gets it with a Take button (unless it was already given to one)."""
+        current = await self.desk.get(ticket.id)
+        if current is None or current.state is not TicketState.WAITING:
+            return
         for agent_id in await self.desk.online_agents():
             lang = await self.agent_lang(agent_id)
             take = StaffButton(self.texts.get(lang, "btn_take", ticket=ticket.id), "take", ticket.id)
@@ -144,7 +147,6 @@ class AgentWorkspace:
     async def take(self, agent_id: int, ticket_id: str | None) -> TakeResult | None:
         """Take a ticket (or, with None, the most urgent one); tells the agent and the customer."""
         name = await self.display_name(agent_id)
-        lang = await self.agent_lang(agent_id)
         if ticket_id is None:
             result = await self.desk.take_next(agent_id, name)
             if result is None:
@@ -155,12 +157,15 @@ class AgentWorkspace:
         if not result.ok:
             await self._explain_refusal(agent_id, ticket_id or "", result)
             return result
-        ticket = result.ticket
-        assert ticket is not None
-        await self._retire_announcements(ticket)
-        await self.send_card(agent_id, ticket, lang)
-        await self.tell_customer(ticket, "handoff_agent_joined", agent=name)
+        assert result.ticket is not None
+        await self.took(agent_id, result.ticket)
         return result
+
+    async def took(self, agent_id: int, ticket: Ticket) -> None:
+        """A ticket the agent now holds (taken, or given to him): his card, the customer told who joined."""
+        await self._retire_announcements(ticket)
+        await self.send_card(agent_id, ticket, await self.agent_lang(agent_id))
+        await self.tell_customer(ticket, "handoff_agent_joined", agent=await self.display_name(agent_id))
 
     async def _explain_refusal(self, agent_id: int, ticket_id: str, result: TakeResult) -> None:
         if result.reason == "taken":
