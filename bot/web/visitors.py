@@ -46,7 +46,7 @@ class Visitors:
     def __init__(self, redis: aioredis.Redis, secret: str = "", identity_secret: str = "") -> None:
         self._redis = redis
         self._secret = secret.encode()
-        self._identity_secret = identity_secret
+        self.identity_secret = identity_secret
 
     async def ready(self) -> None:
         """The signing key: WEB_SECRET, or one made once and shared by every process through Redis."""
@@ -81,9 +81,9 @@ class Visitors:
 
     async def signed_in(self, user_id: str, signature: str, name: str = "", lang: str = "") -> Visitor:
         """The website's own user, his id signed by the website: his conversation, the same on every device."""
-        if not self._identity_secret or not user_id:
+        if not self.identity_secret or not user_id:
             raise ForgedIdentity("signed identities are not enabled (WEB_IDENTITY_SECRET is not set)")
-        if not hmac.compare_digest(identity_hash(self._identity_secret, user_id), signature.strip().lower()):
+        if not hmac.compare_digest(identity_hash(self.identity_secret, user_id), signature.strip().lower()):
             raise ForgedIdentity("the user's signature does not match: data-user-hash must be the hex "
                                  "HMAC-SHA256 of data-user-id with WEB_IDENTITY_SECRET")
         number = int(await self._redis.incr(keys.VISITORS))

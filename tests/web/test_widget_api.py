@@ -146,7 +146,7 @@ async def test_origins_and_signed_identities(running: Running, client: TestClien
     assert refused.status == 403 and "WEB_ALLOWED_ORIGINS" in (await refused.json())["error"]
 
     assert running.app.widget is not None
-    running.app.widget.visitors._identity_secret = "site-secret"  # as WEB_IDENTITY_SECRET would set it
+    running.app.widget.visitors.identity_secret = "site-secret"  # as WEB_IDENTITY_SECRET would set it
     forged = await client.post("/api/session", json={"user": {"id": "42", "name": "Мария", "hash": "00" * 32}})
     assert forged.status == 403 and "HMAC-SHA256" in (await forged.json())["error"]
     signed = {"id": "42", "name": "Мария", "hash": identity_hash("site-secret", "42")}

@@ -131,7 +131,7 @@ async def test_a_forged_identity_is_refused_in_the_browser(running: Running, sho
     from playwright.async_api import expect
 
     assert running.app.widget is not None
-    running.app.widget.visitors._identity_secret = "site-secret"  # as WEB_IDENTITY_SECRET would set it
+    running.app.widget.visitors.identity_secret = "site-secret"  # as WEB_IDENTITY_SECRET would set it
     page = await browser.new_page(locale="ru-RU")
     await page.goto(shop + "/forged")
     await page.get_by_role("button", name="Открыть чат поддержки").click()
