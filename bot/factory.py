@@ -247,15 +247,24 @@ class _CustomersByChannel:
         return await channel.edit(chat_id, message_id, text)
 
 
-def _tracker(desk: HandoffDesk, surveys: SurveyService) -> TrackCallback:
-    """Messages the bot edits later remember their id: a ticket's queue status, a survey."""
+def _remember_sent(desk: HandoffDesk, surveys: SurveyService) -> Callable[[str, int], Awaitable[None]]:
+    """Messages the bot edits later remember their id, on any channel: a ticket's queue status, a survey."""
 
-    async def track(name: str, message: Message) -> None:
+    async def remember(name: str, message_id: int) -> None:
         kind, _, ident = name.partition(":")
         if kind == "ticket":
-            await desk.update(ident, status_message_id=message.message_id)
+            await desk.update(ident, status_message_id=message_id)
         elif kind == "survey":
-            await surveys.attach_message(ident, message.message_id)
+            await surveys.attach_message(ident, message_id)
+
+    return remember
+
+
+def _tracker(remember: Callable[[str, int], Awaitable[None]]) -> TrackCallback:
+    """The same for a Telegram message."""
+
+    async def track(name: str, message: Message) -> None:
+        await remember(name, message.message_id)
 
     return track
 
@@ -459,7 +468,7 @@ async def build_application(
             surveys=survey_service,
             gap_log=gap_log,
             settings=settings,
-            track_sent=_tracker(desk, survey_service),
+            track_sent=_tracker(_remember_sent(desk, survey_service)),
         )
         dispatcher.update.outer_middleware(metrics.update_middleware())
         # One chat's updates are already handled in order, across processes, by the inbox (bot.telegram.inbox).
@@ -485,7 +494,8 @@ async def build_application(
     widget = console = None
     if settings.web.enabled:
         widget = WidgetServer(
-            redis, settings.web, dialog, desk, relay, customer_handoff, survey_service, survey_taps, web_chats, files
+            redis, settings.web, dialog, desk, relay, customer_handoff, _remember_sent(desk, survey_service),
+            survey_taps, web_chats, files,
         )
         await widget.ready()
         console = Console(redis, desk, workspace, relay, directory, survey_service,

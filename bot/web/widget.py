@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -43,7 +44,6 @@ from bot.web.visitors import ForgedIdentity, Visitor, Visitors
 from handoff import HandoffDesk
 from handoff.customer import CustomerHandoff
 from handoff.relay import Relay
-from surveys.service import SurveyService
 from surveys.taps import SurveyTaps
 
 __all__ = ["WidgetServer"]
@@ -82,7 +82,7 @@ class WidgetServer:
         desk: HandoffDesk,
         relay: Relay,
         customer_handoff: CustomerHandoff,
-        surveys: SurveyService,
+        remember_sent: Callable[[str, int], Awaitable[None]],
         taps: SurveyTaps,
         chats: WebChats,
         files: WebFiles,
@@ -94,7 +94,7 @@ class WidgetServer:
         self.desk = desk
         self.relay = relay
         self.customer_handoff = customer_handoff
-        self.surveys = surveys
+        self.remember_sent = remember_sent  # a ticket's status, a survey: their message numbers, for edits
         self.taps = taps
         self.chats = chats
         self.files = files
@@ -237,15 +237,7 @@ class WidgetServer:
         for reply in replies:
             number = await self.chats.add_message(chat_id, "bot", reply.text, is_html=reply.html, buttons=_rows(reply))
             if reply.track:
-                await self._tracked(reply.track, number)
-
-    async def _tracked(self, track: str, number: int) -> None:
-        """Messages edited later remember their number: a ticket's queue status, a survey."""
-        kind, _, ident = track.partition(":")
-        if kind == "ticket":
-            await self.desk.update(ident, status_message_id=number)
-        elif kind == "survey":
-            await self.surveys.attach_message(ident, number)
+                await self.remember_sent(reply.track, number)
 
     async def _session(self, request: web.Request) -> web.Response:
         body = await self._json(request)

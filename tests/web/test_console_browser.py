@@ -186,6 +186,8 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     await page.get_by_role("link", name="База знаний").click()
     gap = page.locator("table.gaps tr", has_text="биткоином")
     await expect(gap).to_be_visible(timeout=20_000)
+    if os.environ.get("ZABOTA_SCREENSHOTS"):
+        await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-knowledge.png"))
     await gap.get_by_role("link", name="Написать статью").click()
     editor = page.locator("form.editor textarea")
     await expect(editor).to_contain_text("Можно ли расплатиться биткоином?")  # the customers' own words
@@ -194,6 +196,8 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     # A broken article is refused with the problem, and nothing is written.
     await page.get_by_role("button", name="Сохранить и переиндексировать").click()
     await expect(page.locator(".problems")).to_contain_text("title")
+    if os.environ.get("ZABOTA_SCREENSHOTS"):
+        await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-editor.png"))
     assert sorted(p.name for p in source.rglob("new-article-*.md")) == []
 
     await editor.fill(draft.replace("title: \n", "title: Оплата криптовалютой\n") + "Криптовалюту мы не принимаем.\n")
