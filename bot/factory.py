@@ -380,7 +380,7 @@ async def build_application(
         canned=load_canned(hs.canned_replies_dir, default_lang),
         article_title=lambda article_id, lang: kb.article(article_id, lang).title,
     )
-    auto_assign = AutoAssign(desk, workspace, enabled=hs.auto_assign)
+    auto_assign = AutoAssign(desk, workspace, enabled=hs.auto_assign, accept_seconds=hs.accept_minutes * 60)
     # The queue monitor edits what customers were shown and keeps the agents' board: where Telegram runs.
     monitor = QueueMonitor(
         redis,
@@ -391,7 +391,7 @@ async def build_application(
         wait_alert_seconds=hs.wait_alert_minutes * 60,
         silence_seconds=hs.customer_silence_minutes * 60,
         board_lang=default_lang,
-        each_pass=auto_assign.fill,
+        each_pass=auto_assign.each_pass,
     ) if bot is not None else None
     ss = settings.surveys
     survey_service = SurveyService(

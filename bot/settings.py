@@ -149,6 +149,10 @@ class HandoffSettings(BaseSettings):
         False, description="Give waiting tickets to agents on shift (the least busy first, up to the limit above) "
         "instead of announcing them for anyone to take.",
     )
+    accept_minutes: float = Field(
+        5.0, ge=0, description="With auto-assignment: a ticket given to an agent and not answered this long goes "
+        "back to the queue and on to a colleague (0: it stays with him).",
+    )
     default_wait_minutes: float = Field(10.0, gt=0, description="Wait estimate before there is any history.")
     agents_chat_id: int | None = Field(None, description="Optional agents' group for the queue board.")
     wait_alert_minutes: float = Field(15.0, gt=0, description="Supervisors are alerted when a ticket waits longer.")

@@ -57,7 +57,8 @@ if state ~= 'waiting' then
 end
 if tonumber(ARGV[5]) > 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return {'full', '', ''} end
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'assigned', 'agent_id', ARGV[2], 'agent_name', ARGV[3], 'taken_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'assigned', 'agent_id', ARGV[2], 'agent_name', ARGV[3], 'taken_at', ARGV[4],
+           'given', ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[1])
 local since = tonumber(redis.call('HGET', KEYS[1], 'waiting_since') or ARGV[4])
 redis.call('LPUSH', KEYS[4], tostring(tonumber(ARGV[4]) - since))
@@ -96,7 +97,7 @@ if ARGV[2] ~= '' and from ~= ARGV[2] then return 0 end
 redis.call('SREM', ARGV[5] .. from .. ':tickets', ARGV[1])
 if redis.call('GET', ARGV[5] .. from .. ':active') == ARGV[1] then redis.call('DEL', ARGV[5] .. from .. ':active') end
 redis.call('SADD', ARGV[5] .. ARGV[3] .. ':tickets', ARGV[1])
-redis.call('HSET', KEYS[1], 'agent_id', ARGV[3], 'agent_name', ARGV[4], 'previous_agent', from)
+redis.call('HSET', KEYS[1], 'agent_id', ARGV[3], 'agent_name', ARGV[4], 'previous_agent', from, 'given', 'False')
 return 1
 """
 
@@ -275,10 +276,12 @@ class HandoffDesk:
 
     # ------------------------------------------------------------------ agents
 
-    async def take(self, ticket_id: str, agent_id: int, agent_name: str) -> TakeResult:
+    async def take(self, ticket_id: str, agent_id: int, agent_name: str, *, given: bool = False) -> TakeResult:
+        """The agent takes a waiting ticket; ``given``: it is given to him (auto-assignment), he has not yet
+        accepted it by answering."""
         status, holder, holder_name = await self._take(
             keys=[keys.ticket(ticket_id), keys.QUEUE, keys.agent_tickets(agent_id), keys.WAITS],
-            args=[ticket_id, agent_id, agent_name, self._clock(), self.max_tickets_per_agent],
+            args=[ticket_id, agent_id, agent_name, self._clock(), self.max_tickets_per_agent, str(given)],
         )
         ticket = await self.get(ticket_id)
         if status == "ok":
@@ -307,6 +310,22 @@ class HandoffDesk:
         if not ok:
             raise TicketNotFound(f"ticket {ticket_id} is not held by that agent")
         return await self.require(ticket_id)
+
+    async def pass_over(self, ticket_id: str, agent_id: int) -> Ticket:
+        """A ticket given to an agent who did not accept it goes back to the queue, remembered as passed over by
+        him (``passed_over``), so that it is given to someone else next."""
+        released = await self.release(ticket_id, agent_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.passed_over(ticket_id), str(agent_id))
+            pipe.expire(keys.passed_over(ticket_id), self._context_ttl)
+            await pipe.execute()
+        return released
+
+    async def passed_over(self, ticket_id: str) -> set[int]:
+        return {int(agent) for agent in texts(await self._redis.smembers(keys.passed_over(ticket_id)))}
+
+    async def forget_passed_over(self, ticket_id: str) -> None:
+        await self._redis.delete(keys.passed_over(ticket_id))
 
     async def close(self, ticket_id: str, outcome: Outcome, closed_by: str) -> Ticket:
         ticket = await self.require(ticket_id)

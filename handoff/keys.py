@@ -7,6 +7,7 @@ also work on Redis Cluster, where a script's keys must live in one slot.
     zabota:{handoff}:ticket:{id}                  the ticket (hash)
     zabota:{handoff}:ticket:{id}:context          the conversation snapshot taken at hand-off (list of JSON turns)
     zabota:{handoff}:ticket:{id}:notes            agents' internal notes (list of JSON)
+    zabota:{handoff}:ticket:{id}:passed-over      agents a given ticket went back from unanswered (set of user ids)
     zabota:{handoff}:queue                        waiting tickets (sorted set; score orders priority, then wait)
     zabota:{handoff}:customer:{chat_id}           the customer's open ticket id
     zabota:{handoff}:customer:{chat_id}:history   the customer's earlier ticket ids (list, newest first)
@@ -55,6 +56,10 @@ def context(ticket_id: str) -> str:
 
 def notes(ticket_id: str) -> str:
     return f"{PREFIX}:ticket:{ticket_id}:notes"
+
+
+def passed_over(ticket_id: str) -> str:
+    return f"{PREFIX}:ticket:{ticket_id}:passed-over"
 
 
 def customer(chat_id: int) -> str:

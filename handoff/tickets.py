@@ -70,6 +70,7 @@ class Ticket:
     status_message_id: int = 0  # the customer's "you are number N in the queue" message, edited in place
     status_position: int = 0
     channel: str = "telegram"
+    given: bool = False  # given to the agent by auto-assignment and not yet accepted by a reply
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_redis(self) -> dict[str, str]:
@@ -96,7 +97,7 @@ class Ticket:
                 kwargs[f.name] = Reason(raw)
             elif f.name == "frustration":
                 kwargs[f.name] = tuple(x for x in raw.split(",") if x)
-            elif f.name == "repeat_contact":
+            elif f.type == "bool":
                 kwargs[f.name] = raw == "True"
             elif f.type in ("int",):
                 kwargs[f.name] = int(float(raw or 0))
@@ -109,3 +110,8 @@ class Ticket:
     @property
     def is_open(self) -> bool:
         return self.state is not TicketState.CLOSED
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the agent holding it has answered since he got it (a ticket he took himself always is)."""
+        return not self.given or self.last_agent_at >= self.taken_at > 0

@@ -21,7 +21,7 @@ from bot.core.conversation import Turn
 from bot.core.redis_values import optional_text, texts
 from bot.core.texts import Texts
 from handoff import keys
-from handoff.desk import HandoffDesk, TakeResult
+from handoff.desk import HandoffDesk, TakeResult, TicketNotFound
 from handoff.ports import StaffButton, StaffButtons, StaffChannel
 from handoff.relay import Relay
 from handoff.roster import AgentDirectory
@@ -306,6 +306,18 @@ class AgentWorkspace:
         eta = await self._eta(position, released.lang)
         await self.tell_customer(released, "handoff_released", position=position, eta=eta)
         await self.announce(released)
+        return released
+
+    async def not_accepted(self, agent_id: int, ticket: Ticket, seconds: float) -> Ticket:
+        """A ticket given to the agent and left unanswered goes back to the queue; both are told."""
+        current = await self.desk.require(ticket.id)
+        if current.accepted or current.agent_id != agent_id:
+            raise TicketNotFound(f"ticket {ticket.id} was answered or moved meanwhile")
+        released = await self.desk.pass_over(ticket.id, agent_id)
+        await self.tell_agent(agent_id, "not_accepted", ticket=ticket.id, minutes=max(1, round(seconds / 60)))
+        position = await self.desk.position(ticket.id) or 1
+        eta = await self._eta(position, released.lang)
+        await self.tell_customer(released, "handoff_requeued", position=position, eta=eta)
         return released
 
     async def transfer(self, agent_id: int, ticket: Ticket, to_agent: int) -> Ticket:

@@ -114,6 +114,7 @@ class Console:
         app.router.add_get(ROOT + "/signin", self._signin_page)
         app.router.add_post(ROOT + "/signin", self._signin)
         app.router.add_post(ROOT + "/signout", self._signout)
+        app.router.add_post(ROOT + "/shift", self._shift)
         app.router.add_get(ROOT + "/login", self._login_page)
         app.router.add_get(ROOT + "/telegram", self._telegram_login)
         app.router.add_get(ROOT + "/events", self._events)
@@ -200,7 +201,10 @@ class Console:
         if role is None:
             return None
         lang = await self.workspace.agent_lang(user_id)
-        return StaffMember(user_id, await self.workspace.display_name(user_id), role, session["csrf"], lang)
+        return StaffMember(
+            user_id, await self.workspace.display_name(user_id), role, session["csrf"], lang,
+            on_shift=await self.desk.is_online(user_id),
+        )
 
     async def signed_in(self, request: web.Request) -> StaffMember:
         me = await self._me(request)
@@ -290,6 +294,19 @@ class Console:
             return response
         return await self.guarded(request, handle)
 
+    async def _shift(self, request: web.Request) -> web.StreamResponse:
+        """On or off shift, as /online and /offline in Telegram: going off hands one's tickets back."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me, form = await self.checked_post(request)
+            flash = ""
+            if form.get("on") == "1":
+                await self.desk.set_online(me.user_id, True)
+            elif me.on_shift:
+                released = await self.workspace.go_offline(me.user_id)
+                flash = str(self._t(me.lang)("off_shift_released", count=len(released))) if released else ""
+            raise web.HTTPSeeOther(ROOT + (f"?m={_quote(flash)}" if flash else ""))
+        return await self.guarded(request, handle)
+
     # ------------------------------------------------------------------ the inbox
 
     def _state_text(self, ticket: Ticket, lang: str) -> str:
@@ -350,6 +367,7 @@ class Console:
             return self._page(
                 "inbox.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, view=view,
                 query=query, tickets=rows, waiting_count=await self.desk.queue_length(),
+                flash=request.query.get("m", "")[:300],
                 longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
                 events_url=f"{ROOT}/events?since={fingerprint}",
             )

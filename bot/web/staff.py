@@ -14,6 +14,7 @@ class StaffMember:
     role: str  # agent | supervisor | admin
     csrf: str
     lang: str
+    on_shift: bool = False  # /online in Telegram or "on shift" here: auto-assignment gives him tickets
 
     @property
     def supervisor(self) -> bool:

@@ -45,3 +45,38 @@ async def test_tickets_go_to_the_least_busy_agent_and_wait_when_everyone_is_full
         assert "подключился сотрудник" in (joined[-1].text or "")
         third = await running.app.desk.get(third.id)
         assert third is not None and third.state is TicketState.ASSIGNED and third.agent_id == first.agent_id
+
+
+async def test_a_given_ticket_nobody_answers_goes_back_and_on_to_a_colleague(
+    tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
+) -> None:
+    async with running_app(
+        tmp_path, prepared, encoder, clean_redis, auto_assign=True, max_tickets_per_agent=1, accept_minutes=0.05
+    ) as running:
+        await running.say(AGENT, "/online")
+        await running.say(SECOND, "/online")
+        customer = EmulatedUser(id=9500, first_name="Клиент", language_code="ru")
+
+        await running.say(customer, "позовите оператора", count=2)  # queued, then "a colleague joined"
+        given = await running.app.desk.open_ticket_of(customer.id)
+        assert given is not None and given.state is TicketState.ASSIGNED and given.agent_id == AGENT_ID
+
+        # Ольга does not answer within three seconds: the ticket goes back, the customer is told, Катя gets it.
+        card, notice = await running.emulator.wait_for_bot_messages(AGENT_ID, 2, timeout=20)
+        assert (card.text or "").startswith("📋 ")
+        assert "возвращён в очередь" in (notice.text or "") and given.id in (notice.text or "")
+        requeued, joined = await running.emulator.wait_for_bot_messages(customer.id, 2, timeout=20)
+        assert "не может ответить" in (requeued.text or "")
+        assert "подключился сотрудник" in (joined.text or "")
+        again = await running.app.desk.get(given.id)
+        assert again is not None and again.state is TicketState.ASSIGNED and again.agent_id == SECOND_AGENT_ID
+
+        # Катя answers: the ticket is hers to keep, however long the conversation then takes.
+        await running.settle(SECOND_AGENT_ID)
+        await running.say(SECOND, "Здравствуйте, смотрю ваш заказ", count=0)
+        [reply] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
+        assert "смотрю ваш заказ" in (reply.text or "")
+        await running.settle(customer.id, quiet=6.0)
+        kept = await running.app.desk.get(given.id)
+        assert kept is not None and kept.state is TicketState.ASSIGNED and kept.agent_id == SECOND_AGENT_ID
+        assert len(running.emulator.bot_messages(customer.id)) == 5  # nothing more: not moved again

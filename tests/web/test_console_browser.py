@@ -69,6 +69,11 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     assert ticket is not None
 
     kate = await sign_in(running, browser, desk_url, SECOND)
+    # She starts her shift from the browser, as /online would in the bot.
+    assert not await running.app.desk.is_online(SECOND.id)
+    await kate.get_by_role("button", name="○ Не на смене").click()
+    await expect(kate.get_by_role("button", name="● На смене")).to_have_attribute("aria-pressed", "true")
+    assert await running.app.desk.is_online(SECOND.id)
     await kate.goto(f"{desk_url}/console/t/{ticket.id}")
     await expect(kate.get_by_role("button", name="Взять")).to_be_visible()
 
