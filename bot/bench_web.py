@@ -176,10 +176,13 @@ async def _load(base: str, pid: int, visitors: int, timeout: float) -> dict[str,
 # ---------------------------------------------------------------------------- the agents' workplace
 
 
-async def run_console_bench(settings: Settings, open_tickets: int, *, samples: int = 50) -> dict[str, object]:
-    """``zabota bench console``: the workplace with ``open_tickets`` tickets waiting, in this process (an embedded
-    Redis in a temporary folder): how long the inbox takes to load, and how long a customer's message takes to
-    reach an agent's open page (from the message stored to the page's live stream telling it)."""
+async def run_console_bench(
+    settings: Settings, open_tickets: int, *, closed_tickets: int = 0, samples: int = 50
+) -> dict[str, object]:
+    """``zabota bench console``: the workplace with ``open_tickets`` tickets waiting and ``closed_tickets`` closed
+    ones, in this process (an embedded Redis in a temporary folder): how long the inbox takes to load, how long a
+    search of the closed conversations takes, and how long a customer's message takes to reach an agent's open
+    page (from the message stored to the page's live stream telling it)."""
     from bot.core.conversation import Turn
     from bot.factory import build_application
     from bot.web.server import web_app
@@ -205,6 +208,7 @@ async def run_console_bench(settings: Settings, open_tickets: int, *, samples: i
                     chat_id=500_000 + n, user_id=500_000 + n, customer_name=f"{names[n % 5]} {n}", lang="ru",
                     reason=Reason.BOT_UNSURE, question=f"Вопрос номер {n}: где мой заказ?",
                 )) for n in range(start, min(open_tickets, start + 500))))
+            searched = await _closed_conversations(app, closed_tickets) if closed_tickets else {}
             runner = web.AppRunner(web_app(app.widget, app.console))
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -222,6 +226,14 @@ async def run_console_bench(settings: Settings, open_tickets: int, *, samples: i
                             await response.read()
                             assert response.status == 200
                         loads.setdefault(view, []).append(time.perf_counter() - started)
+                if closed_tickets:
+                    for _ in range(5):
+                        for query in _SEARCHES:
+                            started = time.perf_counter()
+                            async with http.get(f"{base}/console", params={"view": "closed", "q": query}) as response:
+                                await response.read()
+                                assert response.status == 200
+                            loads.setdefault("search", []).append(time.perf_counter() - started)
                 delays = await _live_delays(http, base, app, samples, Turn)
         finally:
             if runner is not None:
@@ -229,11 +241,62 @@ async def run_console_bench(settings: Settings, open_tickets: int, *, samples: i
             await app.close()
     return {
         "open_tickets": open_tickets,
+        "closed_tickets": closed_tickets,
+        **searched,
         **{f"inbox_{view}_p50_ms": round(1000 * statistics.median(times), 1) for view, times in loads.items()},
         **{f"inbox_{view}_max_ms": round(1000 * max(times), 1) for view, times in loads.items()},
         "live_update_p50_s": round(statistics.median(delays), 3),
         "live_update_p99_s": round(delays[min(len(delays) - 1, int(0.99 * len(delays)))], 3),
         "measured_at": time.strftime("%Y-%m-%d"),
+    }
+
+
+# What agents look for: a name, a common word, two words, an order number, a ticket number, a word nobody said.
+_SEARCHES = ("Анна", "заказ", "баллы начислили", "48213", "T777", "Олена возврат", "трансляция")
+
+
+async def _closed_conversations(app: Any, count: int) -> dict[str, object]:
+    """``count`` closed tickets with conversations (the sample questions, agents' replies, order numbers, names),
+    written straight into Redis, then indexed as ``zabota run`` does on start for tickets it has not seen."""
+    from bot.core.conversation import Turn
+    from handoff import Outcome, Reason, Ticket, TicketState
+    from handoff import keys as handoff_keys
+    import kb_index
+
+    sample = Path(kb_index.__file__).parent / "sample_kb_questions.jsonl"
+    questions = [json.loads(line)["query"] for line in sample.read_text(encoding="utf-8").splitlines() if line]
+    replies = ["Здравствуйте! Проверяю ваш заказ.", "Баллы начислены, проверьте, пожалуйста.",
+               "Оформил возврат, деньги придут за 3-5 дней.", "Передал курьеру, он позвонит.",
+               "Hello! Checking your order now.", "Вітаю! Перевіряю ваше замовлення."]
+    names = ["Анна", "Олена", "John", "Мария", "Пётр", "Иван", "Ольга", "Дмитрий", "Emma", "Тарас"]
+    rng = random.Random(7)
+    redis = app.redis
+    first = int(await redis.get(handoff_keys.SEQUENCE) or 0) + 1
+    now = time.time()
+    for start in range(0, count, 1000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for n in range(first + start, first + min(count, start + 1000)):
+                asked = rng.sample(questions, 2)
+                ticket = Ticket(
+                    id=f"T{n}", chat_id=700_000 + n, user_id=700_000 + n, lang="ru", state=TicketState.CLOSED,
+                    customer_name=f"{rng.choice(names)} {rng.choice(names)}ова", reason=Reason.BOT_UNSURE,
+                    question=asked[0], created_at=now - n, closed_at=now - n + 600, outcome=Outcome.RESOLVED.value,
+                )
+                pipe.hset(handoff_keys.ticket(ticket.id), mapping=ticket.to_redis())
+                turns = [Turn("customer", "text", asked[0]), Turn("agent", "text", rng.choice(replies)),
+                         Turn("customer", "text", f"{asked[1]} Заказ {rng.randrange(10_000, 99_999)}"),
+                         Turn("agent", "text", rng.choice(replies))]
+                pipe.rpush(handoff_keys.context(ticket.id), *(turn.to_json() for turn in turns))
+            await pipe.execute()
+    await redis.set(handoff_keys.SEQUENCE, first + count - 1)
+    used = int((await redis.info("memory"))["used_memory"])
+    started = time.perf_counter()
+    indexed = await app.search.catch_up()
+    seconds = time.perf_counter() - started
+    return {
+        "search_indexed": indexed,
+        "search_index_s": round(seconds, 1),
+        "search_index_mb": round((int((await redis.info("memory"))["used_memory"]) - used) / 2**20, 1),
     }
 
 

@@ -167,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     bench_widget.set_defaults(handler=_bench_widget)
     bench_console = bench.add_parser("console", help="the agents' workplace: inbox load and live update delay")
     bench_console.add_argument("--open-tickets", type=int, default=10_000, help="tickets waiting in the queue")
+    bench_console.add_argument(
+        "--closed-tickets", type=int, default=100_000, help="closed conversations to search (0: no search timed)"
+    )
     bench_console.add_argument("--json", action="store_true")
     bench_console.set_defaults(handler=_bench_console)
     return parser
@@ -436,7 +439,7 @@ def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_console(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_web import run_console_bench
 
-    return _print_rows([asyncio.run(run_console_bench(settings, args.open_tickets))], as_json=args.json)
+    return _print_rows([asyncio.run(run_console_bench(settings, args.open_tickets, closed_tickets=args.closed_tickets))], as_json=args.json)
 
 
 def _bench_widget(args: argparse.Namespace, settings: Settings) -> int:

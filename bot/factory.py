@@ -49,6 +49,7 @@ from handoff.monitor import QueueMonitor
 from handoff.ports import CustomerChannel, StaffChannel
 from handoff.relay import Relay, RelayedStaff
 from handoff.roster import AgentDirectory, Roster
+from handoff.search import ConversationSearch
 from handoff.workspace import AgentWorkspace, load_canned
 from intents import IntentClassifier, default_examples
 from kb_index import (
@@ -166,6 +167,7 @@ class Application:
     ops: OpsEndpoints
     widget: WidgetServer | None  # the website chat widget (WEB_ENABLED), served by ``bot.runner``
     console: Console | None  # the agents' web workplace (WEB_ENABLED), served with the widget
+    search: ConversationSearch  # closed conversations, by number, name and words
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -175,6 +177,7 @@ class Application:
             ("relay", self.relay.run(self._stop)),
             ("surveys", self.survey_triggers.run(self._stop)),
             ("index-watch", self.kb.watch(self._stop, self.settings.kb.refresh_seconds)),
+            ("search-catch-up", self._catch_up_search()),
         ]
         if self.monitor is not None:
             jobs.append(("queue-monitor", self.monitor.run(self._stop)))
@@ -184,6 +187,12 @@ class Application:
             task = asyncio.create_task(job, name=name)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    async def _catch_up_search(self) -> None:
+        try:
+            await self.search.catch_up()
+        except Exception:
+            log.exception("indexing closed tickets for search failed; new ones are still indexed as they close")
 
     async def run_polling(self, stop: asyncio.Event | None = None, *, timeout: int = 10) -> None:
         """Long polling through the durable inbox (``bot.telegram.inbox``) until ``stop`` (or ``close``)."""
@@ -438,6 +447,8 @@ async def build_application(
     events.waiting_message.append(customer_handoff.acknowledge_waiting)
     events.closed_by_customer.append(workspace.closed_by_customer)
     events.ticket_closed.append(survey_triggers.ticket_closed)
+    search = ConversationSearch(redis, desk)
+    events.ticket_closed.append(search.ticket_closed)
     events.delivered.append(survey_triggers.delivered)
     dialog = CustomerDialog(
         kb,
@@ -501,7 +512,7 @@ async def build_application(
         console = Console(redis, desk, workspace, relay, directory, survey_service,
                           public_url=settings.web.address, default_lang=default_lang,
                           telegram_token=bot.token if bot is not None else "", files=files,
-                          knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log))
+                          knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log), search=search)
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(
@@ -534,4 +545,5 @@ async def build_application(
         ops=OpsEndpoints(metrics, redis, desk, survey_service, kb),
         widget=widget,
         console=console,
+        search=search,
     )

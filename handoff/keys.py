@@ -23,6 +23,8 @@ also work on Redis Cluster, where a script's keys must live in one slot.
     zabota:{handoff}:outbox                       messages to relay (stream; consumer group "relay")
     zabota:{handoff}:sent:{entry_id}              a relayed outbox entry was delivered (guards against doubles)
     zabota:{handoff}:agent:{id}:kb-offer          the articles /kb last offered the agent, for his tap (JSON, 1 h)
+    zabota:{handoff}:search:{stem}                closed tickets whose conversation has the stem (string: 4-byte ticket numbers)
+    zabota:{handoff}:search-indexed               closed tickets already indexed for search (bitmap by number)
     zabota:{handoff}:monitor-lease                the process running the queue monitor (lease)
     zabota:{handoff}:relay-leader                 the process running the relay (lease)
 """
@@ -40,6 +42,7 @@ STATS = f"{PREFIX}:stats"
 OUTBOX = f"{PREFIX}:outbox"
 MONITOR_LEASE = f"{PREFIX}:monitor-lease"
 RELAY_LEADER = f"{PREFIX}:relay-leader"
+SEARCH_INDEXED = f"{PREFIX}:search-indexed"
 
 
 def agent_kb_offer(agent_id: int) -> str:
@@ -60,6 +63,10 @@ def notes(ticket_id: str) -> str:
 
 def passed_over(ticket_id: str) -> str:
     return f"{PREFIX}:ticket:{ticket_id}:passed-over"
+
+
+def search_stem(stem: str) -> str:
+    return f"{PREFIX}:search:{stem}"
 
 
 def customer(chat_id: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -342,8 +343,12 @@ def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> 
     if len(vectors) > nlist * 64:
         picks = np.random.default_rng(0).choice(len(vectors), nlist * 64, replace=False)
         sample = vectors[np.sort(picks)]
-    index.train(sample)
-    index.add(vectors)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training is one big batch: all cores help
+    try:
+        index.train(sample)
+        index.add(vectors)
+    finally:
+        faiss.omp_set_num_threads(1)  # back to one question at a time (``kb_index.index``)
     nprobe = max(8, nlist // 32)
     index.nprobe = nprobe
     return index, {"kind": "ivf", "nlist": nlist, "nprobe": nprobe}

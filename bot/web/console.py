@@ -40,6 +40,7 @@ from handoff import keys as handoff_keys
 from handoff.relay import Relay
 from handoff.reports import percentile, ticket_report
 from handoff.roster import AgentDirectory
+from handoff.search import ConversationSearch
 from handoff.workspace import AgentWorkspace, format_duration
 from surveys.reports import Figures, build_report, export_csv
 from surveys.service import SurveyService
@@ -77,6 +78,7 @@ class Console:
         telegram_token: str = "",
         files: WebFiles | None = None,
         knowledge: KnowledgePage | None = None,
+        search: ConversationSearch | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -91,6 +93,7 @@ class Console:
         self.agent_texts = workspace.texts
         self.files = files
         self.knowledge = knowledge
+        self.search = search
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -325,7 +328,11 @@ class Console:
         return await self.desk.waiting(_ROWS) + sorted(held, key=lambda t: t.waiting_since)
 
     async def _closed_tickets(self, query: str, limit: int = 100) -> list[Ticket]:
-        """The latest closed tickets; with ``query``, those whose number, customer or words match it."""
+        """The latest closed tickets; with ``query``, those whose number, customer or words match it (through
+        the search index where there is one; otherwise among the latest 5 000)."""
+        if query and self.search is not None:
+            found_ids = await self.search.search(query, limit)
+            return [t for t in await self.desk.get_many(found_ids) if t.state is TicketState.CLOSED]
         words = [w for w in query.lower().split() if w]
         newest = int(await self._redis.get(handoff_keys.SEQUENCE) or 0)
         found: list[Ticket] = []
