@@ -258,10 +258,10 @@ _SEARCHES = ("Анна", "заказ", "баллы начислили", "48213",
 async def _closed_conversations(app: Any, count: int) -> dict[str, object]:
     """``count`` closed tickets with conversations (the sample questions, agents' replies, order numbers, names),
     written straight into Redis, then indexed as ``zabota run`` does on start for tickets it has not seen."""
+    import kb_index
     from bot.core.conversation import Turn
     from handoff import Outcome, Reason, Ticket, TicketState
     from handoff import keys as handoff_keys
-    import kb_index
 
     sample = Path(kb_index.__file__).parent / "sample_kb_questions.jsonl"
     questions = [json.loads(line)["query"] for line in sample.read_text(encoding="utf-8").splitlines() if line]

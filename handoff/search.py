@@ -95,19 +95,19 @@ class ConversationSearch:
                 for stem in term:
                     pipe.get(keys.search_stem(stem))
             raw = iter(await pipe.execute())
-        arrays = []
+        arrays: list[np.ndarray] = []
         for term in terms:
-            found = [_numbers(posting) for posting in (next(raw) for _ in term) if posting]
-            if not found:
+            choices = [_numbers(posting) for posting in (next(raw) for _ in term) if posting]
+            if not choices:
                 return []
-            arrays.append(np.unique(np.concatenate(found)))
+            arrays.append(np.unique(np.concatenate(choices)))
         arrays.sort(key=len)
-        found = arrays[0]
+        matched = arrays[0]
         for other in arrays[1:]:
-            found = np.intersect1d(found, other, assume_unique=True)
-            if not found.size:
+            matched = np.intersect1d(matched, other, assume_unique=True)
+            if not matched.size:
                 return []
-        return [f"T{number}" for number in found[::-1][:limit]]
+        return [f"T{number}" for number in matched[::-1][:limit]]
 
     async def catch_up(self, batch: int = 1000) -> int:
         """Index every closed ticket not indexed yet (oldest first); how many were."""
