@@ -261,11 +261,14 @@ class HandoffDesk:
         return {"waiting": int(waiting), "assigned": sum(int(n) for n in held), **closed}
 
     async def longest_wait(self) -> float:
-        """Seconds the longest-waiting ticket has waited (0 with an empty queue)."""
-        oldest = 0.0
-        for ticket in await self.waiting(1000):
-            oldest = max(oldest, self._clock() - ticket.waiting_since)
-        return oldest
+        """Seconds the longest-waiting ticket has waited (0 with an empty queue): the first of each priority level
+        (a level is ordered by waiting time), read from the queue's scores alone."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(keys.QUEUE, "-inf", f"({_PRIORITY_STEP}", start=0, num=1, withscores=True)
+            pipe.zrangebyscore(keys.QUEUE, _PRIORITY_STEP, "+inf", start=0, num=1, withscores=True)
+            urgent, others = await pipe.execute()
+        since = [float(score) for _, score in urgent] + [float(score) - _PRIORITY_STEP for _, score in others]
+        return max(0.0, self._clock() - min(since)) if since else 0.0
 
     async def estimate_wait(self, position: int) -> float:
         """Seconds a ticket at ``position`` is likely to wait, from recent waiting times and agents online."""

@@ -45,6 +45,7 @@ async def test_two_agents_taking_one_ticket_at_once_get_exactly_one_owner(clean_
 async def test_the_queue_serves_frustrated_and_repeat_customers_first_then_by_waiting_time(redis) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     desk = HandoffDesk(redis, clock=clock)
+    assert await desk.longest_wait() == 0
     calm = await desk.open(request(1))
     clock.now += 60
     later = await desk.open(request(2))
@@ -52,6 +53,8 @@ async def test_the_queue_serves_frustrated_and_repeat_customers_first_then_by_wa
     angry = await desk.open(request(3, Reason.FRUSTRATION, ("insult",)))
     assert [t.id for t in await desk.waiting()] == [angry.ticket.id, calm.ticket.id, later.ticket.id]
     assert await desk.position(calm.ticket.id) == 2
+    clock.now += 5
+    assert await desk.longest_wait() == 125  # the calm customer, though the angry one is served first
 
     await desk.close(calm.ticket.id, Outcome.CUSTOMER_RESOLVED, "customer")
     clock.now += 60
