@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 import handoff
 import surveys as surveys_package
+from bot.core.answers import AnswerLedger
 from bot.core.channels import Channel, channel_of
 from bot.core.conversation import ConversationLog, DialogStates
 from bot.core.dialog import CustomerDialog
@@ -40,6 +41,7 @@ from bot.web.chats import WebChats, WebCustomers, WebDelivery
 from bot.web.console import Console
 from bot.web.files import WebFiles
 from bot.web.knowledge import KnowledgePage
+from bot.web.reports import ReportsPage
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.assign import AutoAssign
@@ -378,6 +380,9 @@ async def build_application(
     )
     staff: StaffChannel = TelegramStaff(bot) if bot is not None else RelayedStaff(relay)
     customer_handoff = CustomerHandoff(desk, texts, hours, relay)
+    def _article_title(article_id: str, lang: str) -> str:
+        return kb.article(article_id, lang).title
+
     workspace = AgentWorkspace(
         redis,
         desk,
@@ -387,7 +392,7 @@ async def build_application(
         agent_texts,
         texts,
         canned=load_canned(hs.canned_replies_dir, default_lang),
-        article_title=lambda article_id, lang: kb.article(article_id, lang).title,
+        article_title=_article_title,
     )
     auto_assign = AutoAssign(desk, workspace, enabled=hs.auto_assign, accept_seconds=hs.accept_minutes * 60)
     # The queue monitor edits what customers were shown and keeps the agents' board: where Telegram runs.
@@ -450,6 +455,7 @@ async def build_application(
     search = ConversationSearch(redis, desk)
     events.ticket_closed.append(search.ticket_closed)
     events.delivered.append(survey_triggers.delivered)
+    answers = AnswerLedger(redis)
     dialog = CustomerDialog(
         kb,
         intent_classifier,
@@ -460,6 +466,7 @@ async def build_application(
         surveys=survey_triggers,
         gaps=gap_log,
         observer=metrics,
+        answers=answers,
         default_lang=default_lang,
     )
     update_once = UpdateOnce(redis)
@@ -512,7 +519,8 @@ async def build_application(
         console = Console(redis, desk, workspace, relay, directory, survey_service,
                           public_url=settings.web.address, default_lang=default_lang,
                           telegram_token=bot.token if bot is not None else "", files=files,
-                          knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log), search=search)
+                          knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log), search=search,
+                          reports=ReportsPage(desk, survey_service, answers, agent_texts, _article_title))
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

@@ -203,6 +203,17 @@ class HandoffDesk:
             found = await pipe.execute()
         return [Ticket.from_redis(text_map(data)) for data in found if data]
 
+    async def tickets_since(self, since: float, most: int = 20_000) -> list[Ticket]:
+        """Tickets opened since ``since``, newest first (the latest ``most`` at the very most)."""
+        newest = int(await self._redis.get(keys.SEQUENCE) or 0)
+        found: list[Ticket] = []
+        for top in range(newest, max(0, newest - most), -500):
+            batch = await self.get_many([f"T{n}" for n in range(top, max(0, top - 500), -1)])
+            found += [ticket for ticket in batch if ticket.created_at >= since]
+            if batch and all(ticket.created_at < since for ticket in batch):
+                break
+        return found
+
     async def require(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
         if ticket is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from bot.core.answers import AnswerLedger
 from bot.core.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.core.formatting import article_html, split_message
 from bot.core.gaps import GapLog
@@ -75,6 +76,7 @@ class CustomerDialog:
         surveys: SurveyPort | None = None,
         gaps: GapLog | None = None,
         observer: SearchObserver | None = None,
+        answers: AnswerLedger | None = None,
         default_lang: str = "ru",
     ) -> None:
         self.kb = kb
@@ -86,6 +88,7 @@ class CustomerDialog:
         self.surveys = surveys
         self.gaps = gaps
         self.observer = observer
+        self.answers = answers
         self.default_lang = default_lang
         self._menu_human = texts.variants("menu_human")
         self._menu_help = texts.variants("menu_help")
@@ -317,6 +320,8 @@ class CustomerDialog:
         )
         ctx.state.last_search = search_id
         ctx.state.awaiting_feedback = search_id
+        if self.answers is not None:
+            await self.answers.answered(ctx.customer.chat_id, search_id, article_id, ctx.lang)
         if self.surveys is not None:
             await self.surveys.answer_given(ctx.customer, ctx.lang, f"answer:{search_id}", [article_id])
 
@@ -343,6 +348,8 @@ class CustomerDialog:
         await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "helpful", ctx.lang,
                                                          {"search": search_id, "articles": search.shown[-1:]}))
         self._say(ctx, "feedback_yes")
+        if self.answers is not None:
+            await self.answers.feedback(ctx.customer.chat_id, search_id, helpful=True)
         if self.surveys is not None:
             survey = await self.surveys.after_helped(ctx.customer, ctx.lang, f"answer:{search_id}", search.shown[-1:])
             if survey is not None:
@@ -354,6 +361,8 @@ class CustomerDialog:
         await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "not_helpful", ctx.lang,
                                                          {"search": search_id, "articles": search.shown[-1:]}))
         await self._gap(ctx, search.question, "not_helpful", None, search.shown[-1] if search.shown else "")
+        if self.answers is not None:
+            await self.answers.feedback(ctx.customer.chat_id, search_id, helpful=False)
         if ctx.state.negative_streak >= 2:
             ctx.state.frustrated = True
             ctx.state.frustration_reasons = sorted(set(ctx.state.frustration_reasons) | {"negative_feedback_twice"})
@@ -418,6 +427,8 @@ class CustomerDialog:
         ctx.state.negative_streak = 0
         ctx.state.awaiting_feedback = ""
         ctx.replies.extend(outcome.replies)
+        if self.answers is not None:  # even out of hours: the answer did not do
+            await self.answers.handed_off(ctx.customer.chat_id)
         await self.log.append(
             ctx.customer.chat_id,
             Turn("system", "handoff", reason.value, ctx.lang, {"ticket": outcome.ticket_id}),

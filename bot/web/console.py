@@ -34,15 +34,14 @@ from bot.core.texts import Texts
 from bot.web import keys
 from bot.web.files import WebFiles
 from bot.web.knowledge import KnowledgePage
+from bot.web.reports import ReportsPage
 from bot.web.staff import StaffMember
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
-from handoff.reports import percentile, ticket_report
 from handoff.roster import AgentDirectory
 from handoff.search import ConversationSearch
 from handoff.workspace import AgentWorkspace, format_duration
-from surveys.reports import Figures, build_report, export_csv
 from surveys.service import SurveyService
 
 __all__ = ["Console", "StaffMember"]
@@ -79,6 +78,7 @@ class Console:
         files: WebFiles | None = None,
         knowledge: KnowledgePage | None = None,
         search: ConversationSearch | None = None,
+        reports: ReportsPage | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -94,6 +94,7 @@ class Console:
         self.files = files
         self.knowledge = knowledge
         self.search = search
+        self.reports = reports
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -123,13 +124,13 @@ class Console:
         app.router.add_get(ROOT + "/events", self._events)
         app.router.add_get(ROOT + "/t/{ticket}", self._ticket)
         app.router.add_post(ROOT + "/t/{ticket}/{action}", self._act)
-        app.router.add_get(ROOT + "/reports", self._reports)
-        app.router.add_get(ROOT + "/reports.csv", self._reports_csv)
         app.router.add_get(ROOT + "/static/{name}", self._static)
         app.router.add_get(ROOT + "/file/{file}", self._file)
         app.on_shutdown.append(self._shutdown)
         if self.knowledge is not None:
             self.knowledge.register(app, self)
+        if self.reports is not None:
+            self.reports.register(app, self)
 
     async def _shutdown(self, app: web.Application) -> None:
         """Open streams end at once (the browser reconnects to another process), not after a shutdown timeout."""
@@ -348,6 +349,18 @@ class Console:
                 break
         return found[:limit]
 
+    def ticket_rows(self, tickets: list[Ticket], me: StaffMember) -> list[dict[str, Any]]:
+        """Tickets as the inbox's rows show them (also the reports' lists of tickets behind a figure)."""
+        now = time.time()
+        return [{
+            "id": ticket.id, "name": ticket.customer_name, "lang": ticket.lang, "channel": ticket.channel,
+            "waited": format_duration(((ticket.taken_at or ticket.closed_at or now) - ticket.waiting_since)
+                                      if ticket.waiting_since else 0, self.agent_texts, me.lang),
+            "reason": self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
+            "frustrated": bool(ticket.frustration), "urgent": ticket.priority > 0,
+            "state": ticket.state.value, "state_text": self._state_text(ticket, me.lang),
+        } for ticket in tickets]
+
     async def _inbox(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
             me = await self.signed_in(request)
@@ -361,15 +374,7 @@ class Console:
                 tickets = await self._closed_tickets(query)
             else:
                 view, tickets = "waiting", await self.desk.waiting(_ROWS)
-            now = time.time()
-            rows = [{
-                "id": ticket.id, "name": ticket.customer_name, "lang": ticket.lang, "channel": ticket.channel,
-                "waited": format_duration(((ticket.taken_at or ticket.closed_at or now) - ticket.waiting_since)
-                                          if ticket.waiting_since else 0, self.agent_texts, me.lang),
-                "reason": self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
-                "frustrated": bool(ticket.frustration), "urgent": ticket.priority > 0,
-                "state": ticket.state.value, "state_text": self._state_text(ticket, me.lang),
-            } for ticket in tickets]
+            rows = self.ticket_rows(tickets, me)
             fingerprint = await self._fingerprint(None)
             return self._page(
                 "inbox.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, view=view,
@@ -494,80 +499,6 @@ class Console:
             return ""
         raise web.HTTPNotFound()
 
-    # ------------------------------------------------------------------ reports
-
-    async def _report_rows(self, days: int) -> list[tuple[str, list[tuple[str, Figures]]]]:
-        until = time.time()
-        since = until - days * 86400
-        surveys = await self.surveys.surveys(since, until)
-        report = build_report(surveys, since, until)
-        by_channel: dict[str, Figures] = {}
-        for survey in surveys:
-            by_channel.setdefault(survey.channel or "telegram", Figures()).add(survey)
-        return [
-            ("overall", [("—", report.overall)]),
-            ("by_agent", sorted(report.by_agent.items())),
-            ("by_channel", sorted(by_channel.items())),
-            ("by_lang", sorted(report.by_lang.items())),
-        ]
-
-    async def _tickets_since(self, since: float, most: int = 20_000) -> list[Ticket]:
-        """Tickets opened since ``since``, newest first (the latest ``most`` at the very most)."""
-        newest = int(await self._redis.get(handoff_keys.SEQUENCE) or 0)
-        found: list[Ticket] = []
-        for top in range(newest, max(0, newest - most), -500):
-            batch = await self.desk.get_many([f"T{n}" for n in range(top, max(0, top - 500), -1)])
-            found += [ticket for ticket in batch if ticket.created_at >= since]
-            if batch and all(ticket.created_at < since for ticket in batch):
-                break
-        return found
-
-    def _desk_tables(self, tickets: list[Ticket], lang: str) -> dict[str, Any]:
-        report = ticket_report(tickets)
-
-        def duration(values: list[float], share: float) -> str:
-            value = percentile(values, share)
-            return "—" if value is None else format_duration(value, self.agent_texts, lang)
-
-        reasons = [(self.agent_texts.get(lang, f"reason_{reason}"), count,
-                    f"{100 * count / report.opened:.0f}%") for reason, count in report.by_reason.most_common()]
-        channels = [(channel, count, f"{100 * count / report.opened:.0f}%")
-                    for channel, count in report.by_channel.most_common()]
-        speeds = [(name, speed.closed, duration(speed.first_response, 0.5), duration(speed.first_response, 0.9),
-                   duration(speed.handling, 0.5), duration(speed.handling, 0.9))
-                  for name, speed in sorted(report.agents.items())]
-        return {"handoffs": report.opened, "reasons": reasons, "channels": channels, "speeds": speeds}
-
-    async def _supervisor(self, request: web.Request) -> StaffMember:
-        me = await self.signed_in(request)
-        if not me.supervisor:
-            raise _Refused(403, "not_allowed")
-        return me
-
-    async def _reports(self, request: web.Request) -> web.StreamResponse:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._supervisor(request)
-            days = _days(request)
-            tables = [(self.texts.get(me.lang, key), rows) for key, rows in await self._report_rows(days)]
-            desk = self._desk_tables(await self._tickets_since(time.time() - days * 86400), me.lang)
-            return self._page(
-                "reports.html", me.lang, me=me, days=days, tables=tables, waiting_count=await self.desk.queue_length(),
-                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang), **desk,
-            )
-        return await self.guarded(request, handle)
-
-    async def _reports_csv(self, request: web.Request) -> web.StreamResponse:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            await self._supervisor(request)
-            days = _days(request)
-            until = time.time()
-            body = export_csv(await self.surveys.surveys(until - days * 86400, until))
-            return web.Response(text=body, content_type="text/csv", charset="utf-8", headers={
-                "Content-Disposition": f'attachment; filename="zabota-surveys-{days}d.csv"',
-                "Cache-Control": "no-store",
-            })
-        return await self.guarded(request, handle)
-
     # ------------------------------------------------------------------ live updates
 
     async def _fingerprint(self, ticket_id: str | None) -> str:
@@ -620,11 +551,6 @@ class Console:
         except ConnectionResetError:
             pass  # the page was closed or left: nothing to tell it any more
         return response
-
-
-def _days(request: web.Request) -> int:
-    raw = request.query.get("days", "30")
-    return min(365, max(1, int(raw))) if raw.isdigit() else 30
 
 
 def _quote(text: str) -> str:

@@ -16,40 +16,21 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.core.gaps import GapLog
 from bot.core.redis_values import text_map
-from bot.core.texts import Texts
 from bot.web import keys
-from bot.web.staff import StaffMember
+from bot.web.staff import StaffMember, Workplace
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from kb_index.sources import load_articles
 
-__all__ = ["KnowledgePage", "Workplace"]
+__all__ = ["KnowledgePage"]
 
 ROOT = "/console/knowledge"
-
-
-class Workplace(Protocol):
-    """What this page needs from the workplace it is part of (``bot.web.console.Console``)."""
-
-    root: str
-    texts: Texts
-
-    def page(self, template: str, me: StaffMember, **context: Any) -> web.Response: ...
-
-    async def signed_in(self, request: web.Request) -> StaffMember: ...
-
-    async def checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]: ...
-
-    async def guarded(self, request: web.Request, handler: Any) -> web.StreamResponse: ...
-
-    def refused(self, status: int, key: str) -> Exception: ...
 
 
 class KnowledgePage:

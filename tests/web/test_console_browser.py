@@ -118,23 +118,40 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     await running.emulator.press_button(customer, survey, "5")
     await running.settle(customer.id)
 
+    # A customer the bot answered itself, who said it helped: the bot's own resolution rate.
+    helped = EmulatedUser(id=9302, first_name="Вера", language_code="ru")
+    [answer] = await running.say(helped, "Как отменить заказ?")
+    await running.emulator.press_button(helped, answer, "👍 Да, помог")
+    await running.settle(helped.id)
+
     # The supervisor's report shows the answer; an agent may not open it.
     await running.say(SUPERVISOR, "/start")
     irina = await sign_in(running, browser, desk_url, SUPERVISOR)
     await irina.goto(f"{desk_url}/console/reports")
-    agents_table = irina.locator("table.report").nth(1)
+    agents_table = irina.locator("#csat_by_agent table")
     await expect(agents_table.locator("tr", has_text="Ольга")).to_contain_text("100%")
-    await expect(irina.locator("table.report").nth(2).locator("tr", has_text="telegram")).to_be_visible()
+    await expect(irina.locator("#csat_by_channel table").locator("tr", has_text="telegram")).to_be_visible()
     await expect(irina.locator("table.reasons")).to_contain_text("бот не нашёл ответа")  # how this one came
     speed = irina.locator("table.speed tr", has_text="Ольга")
     await expect(speed.locator("td").first).to_have_text("1")  # one ticket closed, its first response timed
+    article = irina.locator("table.selfservice tr", has_text="Как отменить заказ?")
+    await expect(article.locator("td").nth(1)).to_have_text("100%")  # resolved
+    await expect(article.locator("td").nth(2)).to_have_text("100%")  # and confirmed by the customer
+    csv = await irina.request.get(f"{desk_url}/console/reports.csv?table=agent_speed&days=30")
+    assert csv.status == 200 and "Ольга" in await csv.text()
     shots = os.environ.get("ZABOTA_SCREENSHOTS")
     if shots:  # the README's pictures
         await irina.set_viewport_size({"width": 1100, "height": 760})
         await irina.screenshot(path=str(Path(shots) / "console-report.png"))
         await irina.goto(f"{desk_url}/console/t/{ticket.id}")
         await irina.screenshot(path=str(Path(shots) / "console-ticket.png"))
+    # The tickets behind a figure.
+    await irina.goto(f"{desk_url}/console/reports")
+    await irina.locator("table.reasons").get_by_role("link", name="бот не нашёл ответа").click()
+    await expect(irina.locator("table.tickets")).to_contain_text(ticket.id)
     refused = await olga.goto(f"{desk_url}/console/reports")
+    assert refused is not None and refused.status == 403
+    refused = await olga.goto(f"{desk_url}/console/reports/tickets?reason=bot_unsure")
     assert refused is not None and refused.status == 403
 
     for page in (olga, kate, irina):
