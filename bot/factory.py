@@ -520,7 +520,7 @@ async def build_application(
                           public_url=settings.web.address, default_lang=default_lang,
                           telegram_token=bot.token if bot is not None else "", files=files,
                           knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log), search=search,
-                          reports=ReportsPage(desk, survey_service, answers, agent_texts, _article_title))
+                          reports=ReportsPage(desk, survey_service, answers, agent_texts, _article_title), kb=kb)
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

@@ -136,6 +136,19 @@ class Relay:
         else:
             await self.events.customer_wrote_while_waiting(ticket)
 
+    async def agent_file(
+        self, ticket: Ticket, path: str, name: str, kind: str, caption: str, source: str, *, file_id: str = ""
+    ) -> None:
+        """A file an agent uploaded on a channel that keeps it (the web workplace; ``file_id`` its id there): into
+        the ticket's context, and to the customer as that file."""
+        await self.desk.append_turn(ticket.id, Turn("agent", "media", caption or name, ticket.lang, {
+            "media": kind, "file": name, "file_id": file_id, "agent_id": ticket.agent_id, "agent": ticket.agent_name,
+        }))
+        await self.desk.mark(ticket.id, agent_reply=True)
+        entry = OutboxEntry(to=ticket.chat_id, direction="to_customer", ticket=ticket.id, kind=kind, text=caption,
+                            attachment=path, file_name=name)
+        await self.enqueue(entry, once=source)
+
     async def agent_text(self, ticket: Ticket, text: str, source: str) -> None:
         """An agent's answer typed on another channel (the web workplace; ``source`` names it once): into the
         ticket's context, and to the customer as words."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bot.core.conversation import Turn
+from bot.core.formatting import article_html, split_message
 from bot.core.redis_values import optional_text, texts
 from bot.core.texts import Texts
 from handoff import keys
@@ -26,6 +27,7 @@ from handoff.ports import StaffButton, StaffButtons, StaffChannel
 from handoff.relay import Relay
 from handoff.roster import AgentDirectory
 from handoff.tickets import Outcome, Ticket, TicketState
+from kb_index.articles import Article
 
 __all__ = ["AgentWorkspace", "format_duration", "format_wait_estimate", "load_canned"]
 
@@ -199,7 +201,7 @@ class AgentWorkspace:
             waited=format_duration(waited_until - ticket.waiting_since, t, lang),
             reason=self.reason_text(ticket, lang),
             frustration=self.frustration_text(ticket, lang),
-            tried=self._tried(turns, ticket.lang, lang),
+            tried=self.tried(turns, ticket.lang, lang),
             transcript=self.transcript(turns, lang),
             history=earlier,
             notes=await self._notes(ticket, lang),
@@ -227,7 +229,7 @@ class AgentWorkspace:
         except LookupError:
             return article_id
 
-    def _tried(self, turns: Sequence[Turn], customer_lang: str, lang: str) -> str:
+    def tried(self, turns: Sequence[Turn], customer_lang: str, lang: str) -> str:
         """Articles the bot showed, with the customer's feedback on each."""
         feedback: dict[str, str] = {}
         for turn in turns:
@@ -356,6 +358,15 @@ class AgentWorkspace:
         await self.desk.append_turn(ticket.id, Turn("agent", "text", text, ticket.lang, {"canned": name}, self._clock()))
         await self.desk.mark(ticket.id, agent_reply=True)
         return True
+
+    async def send_article(self, ticket: Ticket, article: Article) -> None:
+        """A knowledge-base article to the ticket's customer, as the bot would show it, from his agent."""
+        for part in split_message(article_html(article.title, article.answer)):
+            await self.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer", html=True)
+        await self.desk.append_turn(
+            ticket.id, Turn("agent", "article", article.id, ticket.lang, {"title": article.title}, self._clock())
+        )
+        await self.desk.mark(ticket.id, agent_reply=True)
 
     async def offer_articles(self, agent_id: int, ticket_id: str, article_ids: Sequence[str]) -> None:
         """The articles an agent was offered for a ticket (``/kb``), until he picks one or an hour passes."""

@@ -52,7 +52,7 @@ class IndexUnavailableError(KbError):
     """There is no usable index version to search."""
 
 
-class UnknownArticleError(KbError):
+class UnknownArticleError(KbError, LookupError):
     """The article id is not in the current index."""
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -207,6 +208,8 @@ class WebDelivery:
                                              file=stored.to_event() if stored is not None else None)]
 
     async def _fetched(self, entry: OutboxEntry) -> StoredFile | None:
+        if entry.attachment and self.files is not None:  # kept here already (an agent's upload in the workplace)
+            return await self.files.get(Path(entry.attachment).stem)
         if not entry.file_ref or self.files is None or self.fetch is None:
             return None
         try:

@@ -32,7 +32,7 @@ from aiohttp import web
 from bot.core.redis_values import optional_text, text_map
 from bot.core.texts import Texts
 from bot.web import keys
-from bot.web.files import WebFiles
+from bot.web.files import UnacceptableFile, WebFiles
 from bot.web.knowledge import KnowledgePage
 from bot.web.reports import ReportsPage
 from bot.web.staff import StaffMember
@@ -42,6 +42,8 @@ from handoff.relay import Relay
 from handoff.roster import AgentDirectory
 from handoff.search import ConversationSearch
 from handoff.workspace import AgentWorkspace, format_duration
+from kb_index import KnowledgeBase
+from kb_index.errors import KbError
 from surveys.service import SurveyService
 
 __all__ = ["Console", "StaffMember"]
@@ -50,7 +52,8 @@ ROOT = "/console"
 _COOKIE = "zabota_console"
 _SIGNIN_TTL = 600
 _SESSION_TTL = 12 * 3600
-_VIEWING_SECONDS = 15.0
+_VIEWING_SECONDS = 15.0  # a ticket page's heartbeat comes every 5 s (static/console.js)
+_TYPING_SECONDS = 6.0  # "typing" is sent at most every 2 s while the agent types
 _POLL_SECONDS = 0.5
 _ROWS = 200  # the most urgent first; the summary line says how many wait in all
 
@@ -79,6 +82,7 @@ class Console:
         knowledge: KnowledgePage | None = None,
         search: ConversationSearch | None = None,
         reports: ReportsPage | None = None,
+        kb: KnowledgeBase | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -95,6 +99,7 @@ class Console:
         self.knowledge = knowledge
         self.search = search
         self.reports = reports
+        self.kb = kb
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -123,6 +128,7 @@ class Console:
         app.router.add_get(ROOT + "/telegram", self._telegram_login)
         app.router.add_get(ROOT + "/events", self._events)
         app.router.add_get(ROOT + "/t/{ticket}", self._ticket)
+        app.router.add_post(ROOT + "/t/{ticket}/presence", self._presence)
         app.router.add_post(ROOT + "/t/{ticket}/{action}", self._act)
         app.router.add_get(ROOT + "/static/{name}", self._static)
         app.router.add_get(ROOT + "/file/{file}", self._file)
@@ -396,25 +402,39 @@ class Console:
             await self._redis.hset(keys.viewing(ticket.id), str(me.user_id), str(time.time()))
             await self._redis.expire(keys.viewing(ticket.id), 3600)
             transcript = []
-            for turn in await self.desk.context(ticket.id):
+            turns = await self.desk.context(ticket.id)
+            for turn in turns:
                 if turn.role not in ("customer", "bot", "agent") or not turn.text:
                     continue
                 if turn.kind in ("decision", "feedback"):
                     continue
-                words = f"[{turn.data.get('media', 'media')}] {turn.text}" if turn.kind == "media" else turn.text
+                if turn.kind == "media":
+                    words = f"[{turn.data.get('media', 'media')}] {turn.text}"
+                elif turn.kind == "article":  # an article an agent sent
+                    words = f"📄 {turn.data.get('title') or turn.text}"
+                else:
+                    words = turn.text
                 transcript.append({"role": turn.role, "who": self.agent_texts.get(me.lang, f"role_{turn.role}"),
                                    "text": words, "file_id": turn.data.get("file_id", ""),
                                    "file": turn.data.get("file", "")})
             notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
             earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
+            mine = ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id
+            kb_query = request.query.get("kb", "").strip()[:200]
+            found = []
+            if mine and kb_query and self.kb is not None:
+                result = await self.kb.search_async(kb_query, lang=ticket.lang, limit=5)
+                found = [(match.article_id, match.title) for match in result.matches]
             fingerprint = await self._fingerprint(ticket.id)
             return self._page(
                 "ticket.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, ticket=ticket,
                 reason=self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
                 state_text=self._state_text(ticket, me.lang), transcript=transcript, notes=notes,
-                earlier=earlier, viewers=await self._viewers(ticket.id, me.user_id),
-                can_take=ticket.state is TicketState.WAITING,
-                mine=ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id,
+                tried=self.workspace.tried(turns, ticket.lang, me.lang),
+                earlier=earlier, viewers=await self._present(keys.viewing(ticket.id), me.user_id, _VIEWING_SECONDS),
+                typing=await self._present(keys.typing(ticket.id), me.user_id, _TYPING_SECONDS),
+                can_take=ticket.state is TicketState.WAITING, mine=mine, kb_query=kb_query, found=found,
+                can_send_files=self.files is not None,
                 is_open=ticket.is_open, reply_id=secrets.token_hex(8), flash=request.query.get("m", "")[:300],
                 canned=self.workspace.canned_names(), colleagues=await self._colleagues(me.user_id),
                 events_url=f"{ROOT}/events?ticket={ticket.id}&since={fingerprint}",
@@ -438,13 +458,31 @@ class Console:
             return stored.response()
         return await self.guarded(request, handle)
 
-    async def _viewers(self, ticket_id: str, me: int) -> list[str]:
-        now = time.time()
+    async def _present(self, key: str, me: int, seconds: float) -> list[str]:
+        """Who else (not ``me``) is on a ticket's page, or typing on it, as of the last ``seconds``."""
         names = []
-        for user_id, at in text_map(await self._redis.hgetall(keys.viewing(ticket_id))).items():
-            if int(user_id) != me and now - float(at) < _VIEWING_SECONDS:
-                names.append(await self.workspace.display_name(int(user_id)))
+        for user_id in _recent(text_map(await self._redis.hgetall(key)), seconds):
+            if user_id != me:
+                names.append(await self.workspace.display_name(user_id))
         return sorted(names)
+
+    async def _presence(self, request: web.Request) -> web.StreamResponse:
+        """The ticket page's heartbeat (every few seconds while it is open) and its "typing" signal."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me, form = await self.checked_post(request)
+            ticket_id = request.match_info["ticket"]
+            if await self.desk.get(ticket_id) is None:
+                raise web.HTTPNotFound()
+            now = str(time.time())
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hset(keys.viewing(ticket_id), str(me.user_id), now)
+                pipe.expire(keys.viewing(ticket_id), 3600)
+                if form.get("typing") == "1":
+                    pipe.hset(keys.typing(ticket_id), str(me.user_id), now)
+                    pipe.expire(keys.typing(ticket_id), 3600)
+                await pipe.execute()
+            return web.Response(status=204)
+        return await self.guarded(request, handle)
 
     async def _act(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -453,7 +491,10 @@ class Console:
             if ticket is None:
                 raise web.HTTPNotFound()
             action = request.match_info["action"]
-            flash = await self._do(me, ticket, action, form)
+            if action == "file":
+                flash = await self._send_file(me, ticket, request, form)
+            else:
+                flash = await self._do(me, ticket, action, form)
             target = f"{ROOT}/t/{ticket.id}" + (f"?m={_quote(flash)}" if flash else "")
             raise web.HTTPSeeOther(target)
         return await self.guarded(request, handle)
@@ -489,6 +530,16 @@ class Console:
         if action == "release":
             await self.workspace.release(me.user_id, ticket)
             return ""
+        if action == "article" and self.kb is not None:
+            try:
+                article = self.kb.article(form.get("article", ""), ticket.lang)
+            except KbError:
+                return str(t("kb_gone"))
+            await self.workspace.send_article(ticket, article)
+            if ticket.question and self.kb.learn(article.id, ticket.question, lang=ticket.lang,
+                                                 source=f"agent:{me.user_id}"):
+                return str(t("kb_sent_learned", title=article.title, question=ticket.question[:200]))
+            return str(t("kb_sent", title=article.title))
         if action == "canned":
             await self.workspace.send_canned(me.user_id, ticket, form.get("name", ""))
             return ""
@@ -498,6 +549,24 @@ class Console:
                 await self.workspace.transfer(me.user_id, ticket, to_agent)
             return ""
         raise web.HTTPNotFound()
+
+    async def _send_file(self, me: StaffMember, ticket: Ticket, request: web.Request, form: dict[str, str]) -> str:
+        """A file or photo from the agent's computer to his customer, checked as a visitor's upload is."""
+        t = self._t(me.lang)
+        if not (ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id):
+            return str(t("not_yours"))
+        upload = (await request.post()).get("file")
+        if self.files is None or not isinstance(upload, web.FileField):
+            return ""
+        try:
+            stored = await self.files.save(ticket.chat_id, upload.filename or "", upload.file.read())
+        except UnacceptableFile as exc:
+            key = "file_too_large" if str(exc) == "too_large" else "file_type"
+            return str(t(key, limit=f"{self.files.max_bytes / 1e6:g}"))
+        caption = form.get("caption", "").strip()[:1000]
+        await self.relay.agent_file(ticket, str(stored.path), stored.name, stored.kind, caption,
+                                    source=f"console-file:{me.user_id}:{form.get('id', '')}", file_id=stored.id)
+        return ""
 
     # ------------------------------------------------------------------ live updates
 
@@ -516,9 +585,8 @@ class Console:
             parts.append(ticket.agent_id if ticket else 0)
             parts.append(len(await self.desk.context(ticket_id)))
             parts.append(len(await self.desk.notes(ticket_id)))
-            now = time.time()
-            viewing = text_map(await self._redis.hgetall(keys.viewing(ticket_id)))
-            parts.append(sorted(user for user, at in viewing.items() if now - float(at) < _VIEWING_SECONDS))
+            parts.append(_recent(text_map(await self._redis.hgetall(keys.viewing(ticket_id))), _VIEWING_SECONDS))
+            parts.append(_recent(text_map(await self._redis.hgetall(keys.typing(ticket_id))), _TYPING_SECONDS))
         return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -557,3 +625,9 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+def _recent(seen: dict[str, str], seconds: float) -> list[int]:
+    """The user ids of a presence hash (user id -> when) seen in the last ``seconds``."""
+    now = time.time()
+    return sorted(int(user) for user, at in seen.items() if now - float(at) < seconds)

@@ -13,6 +13,7 @@
     zabota:web:console:signin:{sha256}    a one-time sign-in link's token (hashed) -> the staff member's user id
     zabota:web:console:session:{sha256}   a workplace session (hashed id): user id, CSRF token (12 h)
     zabota:web:console:viewing:{ticket}   who has the ticket open in the workplace now (user id -> last seen)
+    zabota:web:console:typing:{ticket}    who is typing a reply to the ticket's customer (user id -> last keystroke)
     zabota:web:console:reindex            the workplace's last reindex: state, progress or result (a hash)
     zabota:web:console:reindex:lock       a reindex started from the workplace is running (one at a time)
 """
@@ -72,3 +73,7 @@ def session(session_id: str) -> str:
 
 def viewing(ticket_id: str) -> str:
     return f"{PREFIX}:console:viewing:{ticket_id}"
+
+
+def typing(ticket_id: str) -> str:
+    return f"{PREFIX}:console:typing:{ticket_id}"

@@ -14,8 +14,6 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, Message
 
-from bot.core.conversation import Turn
-from bot.core.formatting import article_html, split_message
 from bot.telegram.delivery import file_of, message_kind
 from bot.telegram.staff import TicketCallback, markup
 from handoff.desk import TicketNotFound
@@ -322,12 +320,7 @@ async def kb_attach(query: CallbackQuery, callback_data: TicketCallback, workspa
         await workspace.tell_agent(agent_id, "no_active")
         return
     article = kb.article(article_id, ticket.lang)
-    for part in split_message(article_html(article.title, article.answer)):
-        await workspace.relay.send_text(ticket.chat_id, part, ticket.id, direction="to_customer", html=True)
-    await workspace.desk.append_turn(
-        ticket.id, Turn("agent", "article", article_id, ticket.lang, {"title": article.title}, workspace.now())
-    )
-    await workspace.desk.mark(ticket.id, agent_reply=True)
+    await workspace.send_article(ticket, article)
     if ticket.question and kb.learn(article_id, ticket.question, lang=ticket.lang, source=f"agent:{agent_id}"):
         await workspace.tell_agent(agent_id, "kb_sent", title=article.title, question=ticket.question[:200])
     else:
