@@ -420,6 +420,8 @@ class Console:
             notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
             earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
             mine = ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id
+            rated = [survey for survey in await self.surveys.surveys(ticket.closed_at - 5, ticket.closed_at + 3600)
+                     if survey.ticket_id == ticket.id] if ticket.closed_at else []
             kb_query = request.query.get("kb", "").strip()[:200]
             found = []
             if mine and kb_query and self.kb is not None:
@@ -430,7 +432,8 @@ class Console:
                 "ticket.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, ticket=ticket,
                 reason=self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
                 state_text=self._state_text(ticket, me.lang), transcript=transcript, notes=notes,
-                tried=self.workspace.tried(turns, ticket.lang, me.lang),
+                tried=self.workspace.tried(turns, ticket.lang, me.lang), rated=rated,
+                can_assign=me.supervisor and ticket.is_open and not mine,
                 earlier=earlier, viewers=await self._present(keys.viewing(ticket.id), me.user_id, _VIEWING_SECONDS),
                 typing=await self._present(keys.typing(ticket.id), me.user_id, _TYPING_SECONDS),
                 can_take=ticket.state is TicketState.WAITING, mine=mine, kb_query=kb_query, found=found,
@@ -511,6 +514,8 @@ class Console:
             if result.reason == "full":
                 return str(t("too_many", count=self.desk.max_tickets_per_agent))
             return str(t("closed_already", ticket=ticket.id))
+        if action == "assign" and me.supervisor and form.get("to", "").isdigit():
+            return await self._assign(me, ticket, int(form["to"]))
         if action == "note" and ticket.is_open:
             words = form.get("text", "").strip()[:2000]
             if words:
@@ -549,6 +554,23 @@ class Console:
                 await self.workspace.transfer(me.user_id, ticket, to_agent)
             return ""
         raise web.HTTPNotFound()
+
+    async def _assign(self, me: StaffMember, ticket: Ticket, to_agent: int) -> str:
+        """A supervisor gives a waiting ticket to an agent, or moves a held one from its holder to another."""
+        t = self._t(me.lang)
+        if not await self.directory.is_agent(to_agent):
+            raise web.HTTPNotFound()
+        name = await self.workspace.display_name(to_agent)
+        if ticket.state is TicketState.WAITING:
+            result = await self.desk.take(ticket.id, to_agent, name)
+            if not result.ok or result.ticket is None:
+                key = "too_many_for" if result.reason == "full" else "taken_by_other"
+                return str(t(key, ticket=ticket.id, agent=result.holder_name or name,
+                             count=self.desk.max_tickets_per_agent))
+            await self.workspace.took(to_agent, result.ticket)
+        elif ticket.state is TicketState.ASSIGNED and ticket.agent_id != to_agent:
+            await self.workspace.transfer(ticket.agent_id, ticket, to_agent)
+        return str(t("assigned_to", ticket=ticket.id, agent=name))
 
     async def _send_file(self, me: StaffMember, ticket: Ticket, request: web.Request, form: dict[str, str]) -> str:
         """A file or photo from the agent's computer to his customer, checked as a visitor's upload is."""

@@ -176,6 +176,23 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     if shots:  # the README's pictures
         await irina.set_viewport_size({"width": 1100, "height": 760})
         await irina.screenshot(path=str(Path(shots) / "console-report.png"))
+    # The closed ticket shows the customer's rating; a supervisor gives a waiting ticket to an agent of her choice.
+    await irina.goto(f"{desk_url}/console/t/{ticket.id}")
+    await expect(irina.locator(".rated")).to_contain_text("CSAT 5/5")
+    waiting = EmulatedUser(id=9303, first_name="Пётр", language_code="ru")
+    await running.say(waiting, "позовите оператора")
+    second_ticket = await running.app.desk.open_ticket_of(waiting.id)
+    assert second_ticket is not None
+    await running.settle(SECOND.id)
+    await irina.goto(f"{desk_url}/console/t/{second_ticket.id}")
+    await irina.get_by_role("combobox", name="Назначить").select_option(label="Катя")
+    await irina.get_by_role("button", name="Назначить").click()
+    await expect(irina.locator(".flash")).to_contain_text("назначен: Катя")
+    given = await running.app.desk.get(second_ticket.id)
+    assert given is not None and given.agent_id == SECOND.id
+    card = await running.emulator.wait_for_bot_messages(SECOND.id, 1, timeout=15)
+    assert (card[-1].text or "").startswith("📋 ")
+
     # The tickets behind a figure.
     await irina.goto(f"{desk_url}/console/reports")
     await irina.locator("table.reasons").get_by_role("link", name="бот не нашёл ответа").click()
