@@ -19,7 +19,7 @@ from bot.rasa.channel import RasaConversations, RasaOutbox
 from bot.rasa.server import ActionServer
 from bot.settings import Settings
 from bot.telegram.inbox import webhook_handler
-from bot.web.server import web_app
+from bot.web.server import web_app as serve_web_app
 from kb_index import Encoder
 from surveys import Question
 
@@ -41,18 +41,19 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-def webhook_app(app: Application) -> web.Application:
-    """The aiohttp application that receives Telegram's webhook calls (secret header checked)."""
+def webhook_app(app: Application, *, with_web: bool = False) -> web.Application:
+    """The aiohttp application that receives Telegram's webhook calls (secret header checked); ``with_web``: it
+    also serves the web channel (the widget and the workplace, WEB_ON_WEBHOOK_PORT)."""
     telegram = app.settings.telegram
     secret = telegram.webhook_secret.get_secret_value()
     if not secret:
         raise ValueError("TELEGRAM_WEBHOOK_SECRET must be set in webhook mode: Telegram sends it back in a header.")
-    web_app = web.Application()
+    served = serve_web_app(app.widget, app.console) if with_web else web.Application()
     # Telegram gets its 200 once the update is stored in the inbox; any process serving the inbox handles it.
     bot, _, inbox = app.telegram()
-    web_app.router.add_post(telegram.webhook_path, webhook_handler(bot, inbox, secret))
-    app.ops.register(web_app)
-    return web_app
+    served.router.add_post(telegram.webhook_path, webhook_handler(bot, inbox, secret))
+    app.ops.register(served)
+    return served
 
 
 async def serve_web(app: Application) -> tuple[web.AppRunner, str] | None:
@@ -61,30 +62,37 @@ async def serve_web(app: Application) -> tuple[web.AppRunner, str] | None:
     if app.widget is None and app.console is None:
         return None
     ws = app.settings.web
-    runner = web.AppRunner(web_app(app.widget, app.console))
+    runner = web.AppRunner(serve_web_app(app.widget, app.console))
     await runner.setup()
     site = web.TCPSite(runner, ws.host, ws.port)
     await site.start()
     address = ws.address if ws.port else ws.model_copy(update={"port": runner.addresses[0][1]}).address
+    await _web_served_at(app, address)
+    return runner, address
+
+
+async def _web_served_at(app: Application, address: str) -> None:
+    """Where browsers reach the web channel: the workplace's sign-in links point there."""
+    ws = app.settings.web
     if app.console is not None:
         app.console.public_url = address  # sign-in links point here
         if app.bot is not None and ws.public_url.startswith("https://"):  # the Login Widget needs the bot's domain
             app.console.telegram_login_bot = (await app.bot.me()).username or ""
     log.info("website chat widget: %s/widget.js (a test page: %s/demo); agents' workplace: %s/console",
              address, address, address)
-    return runner, address
 
 
 async def run_bot(settings: Settings, *, webhook: bool) -> int:
     app = await build_application(settings)
     app.start_background()
-    widget = await serve_web(app)
+    shared = webhook and settings.web.on_webhook_port and (app.widget is not None or app.console is not None)
+    widget = None if shared else await serve_web(app)
     try:
         if webhook:
             telegram = settings.telegram
             if not telegram.webhook_url:
                 raise ValueError("TELEGRAM_WEBHOOK_URL is not set: the public HTTPS address Telegram should call.")
-            runner = web.AppRunner(webhook_app(app))
+            runner = web.AppRunner(webhook_app(app, with_web=shared))
             await runner.setup()
             await web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port).start()
             bot, dispatcher, _ = app.telegram()
@@ -97,6 +105,8 @@ async def run_bot(settings: Settings, *, webhook: bool) -> int:
                 "webhook mode: listening on %s:%s; each update is stored in Redis before Telegram is told it arrived",
                 telegram.webhook_host, telegram.webhook_port,
             )
+            if shared:
+                await _web_served_at(app, settings.web.public_url.rstrip("/") or telegram.webhook_url.rstrip("/"))
             serving = asyncio.create_task(app.serve_inbox(), name="inbox")
             await _until_signal()
             await runner.cleanup()  # no new updates; those stored are finished or left for the next process

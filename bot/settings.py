@@ -247,6 +247,10 @@ class WebSettings(BaseSettings):
     enabled: bool = Field(True, description="Serve the website chat widget (/widget.js) and its API.")
     host: str = Field("127.0.0.1", description="Where the widget is served (0.0.0.0 behind a reverse proxy).")
     port: int = Field(8090, ge=0, le=65535, description="Its port (0: the system picks a free one).")
+    on_webhook_port: bool = Field(
+        False, description="In webhook mode, serve the widget and the workplace on the webhook's host and port "
+        "(TELEGRAM_WEBHOOK_PORT) beside its path, instead of on WEB_HOST:WEB_PORT: one address for the proxy.",
+    )
     public_url: str = Field(
         "", description="The address the website loads /widget.js from (https://support.example.com); empty: "
         "http://WEB_HOST:WEB_PORT.",

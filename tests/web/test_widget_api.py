@@ -312,3 +312,28 @@ async def test_a_visitor_sends_a_picture_to_his_agent_and_only_he_can_fetch_it(
     running.app.widget.files.max_bytes = 50  # type: ignore[union-attr]
     too_large = await upload(client, token, "f3", PNG + bytes(100), "big.png")
     assert too_large.status == 413 and "МБ" in (await too_large.json())["error"]
+
+
+async def test_the_webhook_port_serves_the_widget_and_the_workplace_too(running: Running) -> None:
+    """WEB_ON_WEBHOOK_PORT: one address for the proxy; Telegram's updates and the browsers' pages side by side."""
+    from pydantic import SecretStr
+
+    from bot.runner import webhook_app
+    from tests.bot.test_inbox import message_update
+
+    app = running.app
+    app.settings.telegram = app.settings.telegram.model_copy(update={"webhook_secret": SecretStr("s3cret")})
+    customer = 9610
+    await running.say(EmulatedUser(id=customer, first_name="Ира", language_code="ru"), "/start")  # the chat exists
+    update = message_update(900_001, customer, "Как отменить заказ?").model_dump(mode="json", exclude_unset=True)
+    async with TestClient(TestServer(webhook_app(app, with_web=True))) as client:
+        stored = await client.post(app.settings.telegram.webhook_path, json=update,
+                                   headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+        assert stored.status == 200
+        [answer] = await running.emulator.wait_for_bot_messages(customer, 1, timeout=15)
+        assert (answer.text or "").startswith("Как отменить заказ?")
+        widget = await client.get("/widget.js")
+        assert widget.status == 200 and "zabota" in (await widget.text()).lower()
+        console = await client.get("/console", allow_redirects=False)
+        assert console.status == 401  # the workplace, asking for a sign-in
+        assert "/console/static/console.css" in await console.text()
