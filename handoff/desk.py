@@ -420,7 +420,18 @@ class HandoffDesk:
             ticket = await self.get(ticket_id)
             if ticket is not None and not ticket.first_reply_at:
                 values["first_reply_at"] = str(now)
+        if agent_reply:
+            values["unread"] = "0"
         if customer_message:
             values["last_customer_at"] = str(now)
-        if values:
-            await self._redis.hset(keys.ticket(ticket_id), mapping=values)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if values:
+                pipe.hset(keys.ticket(ticket_id), mapping=values)
+            if customer_message:
+                pipe.hincrby(keys.ticket(ticket_id), "unread", 1)
+                pipe.hincrby(keys.STATS, "customer_messages", 1)  # inboxes showing unread counts look again
+            await pipe.execute()
+
+    async def read(self, ticket_id: str) -> None:
+        """The agent holding the ticket has read it (opened it in the workplace): nothing unread."""
+        await self._redis.hset(keys.ticket(ticket_id), "unread", "0")

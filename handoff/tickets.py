@@ -71,6 +71,7 @@ class Ticket:
     status_position: int = 0
     channel: str = "telegram"
     given: bool = False  # given to the agent by auto-assignment and not yet accepted by a reply
+    unread: int = 0  # the customer's messages since an agent last answered or opened the ticket in the workplace
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_redis(self) -> dict[str, str]:

@@ -365,6 +365,7 @@ class Console:
             "reason": self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
             "frustrated": bool(ticket.frustration), "urgent": ticket.priority > 0,
             "state": ticket.state.value, "state_text": self._state_text(ticket, me.lang),
+            "unread": ticket.unread if ticket.is_open else 0,
         } for ticket in tickets]
 
     async def _inbox(self, request: web.Request) -> web.StreamResponse:
@@ -420,6 +421,8 @@ class Console:
             notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
             earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
             mine = ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id
+            if mine and ticket.unread:
+                await self.desk.read(ticket.id)
             rated = [survey for survey in await self.surveys.surveys(ticket.closed_at - 5, ticket.closed_at + 3600)
                      if survey.ticket_id == ticket.id] if ticket.closed_at else []
             kb_query = request.query.get("kb", "").strip()[:200]

@@ -139,6 +139,16 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     # The customer's answer reaches the page live.
     await running.emulator.send_message(customer, "Заказ 12345, спасибо")
     await expect(olga.locator(".transcript li.customer").last).to_contain_text("Заказ 12345", timeout=10_000)
+    # In her inbox, what the customer wrote since she last looked is counted until she opens the ticket.
+    await olga.goto(f"{desk_url}/console?view=mine")
+    await running.emulator.send_message(customer, "И ещё: можно курьером?")
+    await expect(olga.locator(f"tr[data-ticket={ticket.id}] .unread")).to_have_text("1", timeout=10_000)
+    await olga.get_by_role("link", name=ticket.id).click()
+    await expect(olga.locator(".transcript li.customer").last).to_contain_text("курьером")
+    await olga.goto(f"{desk_url}/console?view=mine")
+    await expect(olga.locator(f"tr[data-ticket={ticket.id}]")).to_be_visible()
+    await expect(olga.locator(".unread")).to_have_count(0)
+    await olga.goto(f"{desk_url}/console/t/{ticket.id}")
     if os.environ.get("ZABOTA_SCREENSHOTS"):  # the README's picture of a ticket being worked on
         await olga.set_viewport_size({"width": 1100, "height": 1100})
         await olga.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-ticket.png"), full_page=True)
