@@ -72,8 +72,8 @@ class KbSettings(BaseSettings):
     )
     quantize: Literal["auto", "none", "int8"] = Field(
         "none",
-        description="'int8': 8-bit linear layers, faster on a CPU, slightly less accurate (see README); "
-        "'auto': int8 on onnx, none on torch.",
+        description="'none': full precision (torch's exact answers); 'int8': 8-bit linear layers, about twice as "
+        "fast on a CPU, slightly less accurate (see README); 'auto': int8 on onnx, none on torch.",
     )
     threads: int = Field(0, ge=0, description="Threads of the ONNX encoder (0: every core the process may use).")
     default_lang: str = Field("ru", description="Language shown when an article lacks the customer's language.")

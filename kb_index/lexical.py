@@ -38,15 +38,25 @@ def _stemmer(language: str) -> Any:  # Stemmer.Stemmer
     return Stemmer.Stemmer(language)
 
 
+_STEMS: dict[str, str] = {}  # word -> stem: a knowledge base has tens of thousands of words, said millions of times
+_STEMS_KEPT = 500_000
+
+
 def tokenize(text: str, *, topical: bool = False) -> list[str]:
-    """Lower-cased, stemmed words of at least two letters (Russian stemmer for Cyrillic, English for Latin);
-    ``topical``: without ``STOP_WORDS``."""
+    """Lower-cased, stemmed words of at least two letters, in the order said (Russian stemmer for Cyrillic,
+    English for Latin); ``topical``: without ``STOP_WORDS``."""
     words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and not (topical and w in STOP_WORDS)]
-    cyrillic = [w for w in words if _CYRILLIC.search(w)]
-    latin = [w for w in words if not _CYRILLIC.search(w)]
-    stems = _stemmer("russian").stemWords(cyrillic) if cyrillic else []
-    stems += _stemmer("english").stemWords(latin) if latin else []
-    return stems
+    unknown = [w for w in dict.fromkeys(words) if w not in _STEMS]
+    if unknown:
+        if len(_STEMS) + len(unknown) > _STEMS_KEPT:
+            _STEMS.clear()
+        cyrillic = [w for w in unknown if _CYRILLIC.search(w)]
+        latin = [w for w in unknown if not _CYRILLIC.search(w)]
+        if cyrillic:
+            _STEMS.update(zip(cyrillic, _stemmer("russian").stemWords(cyrillic)))
+        if latin:
+            _STEMS.update(zip(latin, _stemmer("english").stemWords(latin)))
+    return [_STEMS[w] for w in words]
 
 
 class LexicalIndex:

@@ -363,7 +363,10 @@ class OnnxSentenceModel:
         pad_id: int,
         threads: int,
         batch_size: int = 32,
+        exact_queries: bool = False,
     ) -> None:
+        """``exact_queries``: encode questions one at a time (for an int8 graph, whose vectors depend on the
+        batch)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -383,6 +386,7 @@ class OnnxSentenceModel:
         self._pad_id = pad_id
         self._batch_size = batch_size
         self.threads = threads
+        self.exact_queries = exact_queries
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
 
     def get_embedding_dimension(self) -> int:
@@ -394,7 +398,9 @@ class OnnxSentenceModel:
         prompt = self._prompts.get(role, "")
         encodings = self._tokenizer.encode_batch([prompt + text for text in texts])
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        step = batch_size or self._batch_size
+        # int8 quantises each batch's activations with one scale: a question alone gets the same vector every
+        # time, whatever other customers ask at that moment (passages are encoded once and cached).
+        step = 1 if self.exact_queries and role == "query" else batch_size or self._batch_size
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), step):
             rows = order[start : start + step]
@@ -420,4 +426,5 @@ class OnnxSentenceModel:
             pad_id=int(mark["pad_id"]),
             threads=threads,
             batch_size=batch_size,
+            exact_queries=quantize == "int8",
         )
