@@ -42,6 +42,7 @@ from bot.web.console import Console
 from bot.web.files import WebFiles
 from bot.web.knowledge import KnowledgePage
 from bot.web.reports import ReportsPage
+from bot.web.team import TeamPage
 from bot.web.widget import WidgetServer
 from handoff import HandoffDesk, WorkingHours
 from handoff.assign import AutoAssign
@@ -520,7 +521,8 @@ async def build_application(
                           public_url=settings.web.address, default_lang=default_lang,
                           telegram_token=bot.token if bot is not None else "", files=files,
                           knowledge=KnowledgePage(redis, kb, settings.kb.source, gap_log), search=search,
-                          reports=ReportsPage(desk, survey_service, answers, agent_texts, _article_title), kb=kb)
+                          reports=ReportsPage(desk, survey_service, answers, agent_texts, _article_title), kb=kb,
+                          team=TeamPage(directory, desk, workspace))
     if dispatcher is not None:
         dispatcher["console_link"] = console.sign_in_link if console is not None else None
     return Application(

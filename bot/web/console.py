@@ -36,6 +36,7 @@ from bot.web.files import UnacceptableFile, WebFiles
 from bot.web.knowledge import KnowledgePage
 from bot.web.reports import ReportsPage
 from bot.web.staff import StaffMember
+from bot.web.team import TeamPage
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
 from handoff.relay import Relay
@@ -83,6 +84,7 @@ class Console:
         search: ConversationSearch | None = None,
         reports: ReportsPage | None = None,
         kb: KnowledgeBase | None = None,
+        team: TeamPage | None = None,
     ) -> None:
         """``telegram_token``: the bot's token, which signs what the Telegram Login Widget sends (no token: the
         widget's sign-in is refused; the one-time links still work)."""
@@ -100,6 +102,7 @@ class Console:
         self.search = search
         self.reports = reports
         self.kb = kb
+        self.team = team
         self._closing = asyncio.Event()
         self._telegram_secret = hashlib.sha256(telegram_token.encode()).digest() if telegram_token else b""
         self.telegram_login_bot = ""  # the bot's @username: set where it is known, shows the Login Widget
@@ -137,6 +140,8 @@ class Console:
             self.knowledge.register(app, self)
         if self.reports is not None:
             self.reports.register(app, self)
+        if self.team is not None:
+            self.team.register(app, self)
 
     async def _shutdown(self, app: web.Application) -> None:
         """Open streams end at once (the browser reconnects to another process), not after a shutdown timeout."""

@@ -289,3 +289,31 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     olga = await sign_in(running, browser, desk_url, AGENT)
     refused = await olga.goto(f"{desk_url}/console/knowledge")
     assert refused is not None and refused.status == 403
+
+
+async def test_an_admin_adds_and_removes_an_agent_and_others_may_not(
+    running: Running, browser: Any, desk_url: str
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.harness import ADMIN_ID
+
+    admin = EmulatedUser(id=ADMIN_ID, first_name="Админ", language_code="ru")
+    page = await sign_in(running, browser, desk_url, admin)
+    await page.get_by_role("link", name="Команда").click()
+    await expect(page.locator(f"table.team tr[data-user='{AGENT_ID}']")).to_contain_text("из настроек")
+
+    # A new colleague by his Telegram id: he can sign in at once, and is gone as soon as he is removed.
+    newcomer = EmulatedUser(id=7777, first_name="Новичок", language_code="ru")
+    await page.get_by_role("textbox", name="Telegram ID").fill(str(newcomer.id))
+    await page.get_by_role("button", name="Добавить").click()
+    await expect(page.locator(".flash")).to_contain_text("7777 теперь оператор")
+    assert await running.app.desk.is_online(newcomer.id) is False
+    fresh = await sign_in(running, browser, desk_url, newcomer)
+    refused = await fresh.goto(f"{desk_url}/console/team")
+    assert refused is not None and refused.status == 403  # an agent does not manage the team
+    await page.reload()
+    await page.locator("table.team tr[data-user='7777']").get_by_role("button", name="Убрать").click()
+    await expect(page.locator(".flash")).to_contain_text("7777 больше не оператор")
+    gone = await fresh.goto(f"{desk_url}/console")
+    assert gone is not None and gone.status == 401  # his session ends with his role

@@ -1,0 +1,95 @@
+"""The admins' team page of the workplace (``/console/team``): who works the desk, in which role, on shift or
+not, with how many tickets; agents and supervisors added or removed as ``/agents`` does in the bot.
+
+People named in the settings (HANDOFF_AGENT_IDS, HANDOFF_SUPERVISOR_IDS, HANDOFF_ADMIN_IDS) are shown but not
+changed here; those added here (or with ``/agents``) are kept in Redis, for every process at once. Someone who is
+no longer an agent hands his tickets back to the queue at once.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot.web.staff import StaffMember, Workplace
+from handoff import HandoffDesk
+from handoff.roster import AgentDirectory
+from handoff.workspace import AgentWorkspace
+
+__all__ = ["TeamPage"]
+
+ROOT = "/console/team"
+
+
+class TeamPage:
+    def __init__(self, directory: AgentDirectory, desk: HandoffDesk, workspace: AgentWorkspace) -> None:
+        self.directory = directory
+        self.desk = desk
+        self.workspace = workspace
+
+    def register(self, app: web.Application, console: Workplace) -> None:
+        self.console = console
+        app.router.add_get(ROOT, self._page)
+        app.router.add_post(ROOT, self._change)
+
+    async def _admin(self, request: web.Request) -> StaffMember:
+        me = await self.console.signed_in(request)
+        if me.role != "admin":
+            raise self.console.refused(403, "not_allowed")
+        return me
+
+    async def members(self) -> list[dict[str, object]]:
+        roster = self.directory.roster
+        added_agents, added_supervisors = await roster.added_agents(), await roster.added_supervisors()
+        online = await self.desk.online_agents()
+        people = set(await self.directory.agents()) | set(self.directory.admin_ids)
+        rows = []
+        for user_id in sorted(people):
+            if self.directory.is_admin(user_id):
+                role = "admin"
+            elif await self.directory.is_supervisor(user_id):
+                role = "supervisor"
+            else:
+                role = "agent"
+            rows.append({
+                "id": user_id, "name": await self.workspace.display_name(user_id), "role": role,
+                "added_agent": user_id in added_agents, "added_supervisor": user_id in added_supervisors,
+                "from_settings": user_id in self.directory.agent_ids | self.directory.supervisor_ids
+                | self.directory.admin_ids,
+                "on_shift": user_id in online, "tickets": len(await self.desk.agent_tickets(user_id)),
+            })
+        return rows
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me = await self._admin(request)
+            return self.console.page("team.html", me, members=await self.members(),
+                                     flash=request.query.get("m", "")[:300])
+        return await self.console.guarded(request, handle)
+
+    async def _change(self, request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            me, form = await self.console.checked_post(request)
+            if me.role != "admin":
+                raise self.console.refused(403, "not_allowed")
+            roster = self.directory.roster
+            changes = {
+                "add-agent": (roster.add_agent, "team_agent_added"),
+                "remove-agent": (roster.remove_agent, "team_agent_removed"),
+                "add-supervisor": (roster.add_supervisor, "team_supervisor_added"),
+                "remove-supervisor": (roster.remove_supervisor, "team_supervisor_removed"),
+            }
+            raw = form.get("user", "").strip()
+            if form.get("action") not in changes or not raw.isdigit():
+                key, user_id = "team_usage", 0
+            else:
+                user_id = int(raw)
+                change, key = changes[form["action"]]
+                if not await change(user_id):
+                    key = "team_unchanged"
+                elif form["action"].startswith("remove") and not await self.directory.is_agent(user_id):
+                    await self.workspace.go_offline(user_id)  # his tickets back to the queue, customers told
+            flash = self.console.texts.get(me.lang, key, user=user_id)
+            raise web.HTTPSeeOther(f"{ROOT}?m={quote(flash)}")
+        return await self.console.guarded(request, handle)
