@@ -83,7 +83,8 @@ class AutoAssign:
     async def _freest_agent(self, ticket: Ticket) -> int | None:
         """The agent on shift with room and the fewest tickets, preferring those who have not let it go."""
         room = []
-        for agent_id, since in (await self.desk.online_agents()).items():
+        online = await self.desk.online_agents()
+        for agent_id, since in online.items():
             held = len(await self.desk.agent_tickets(agent_id))
             if held < self.desk.max_tickets_per_agent:
                 room.append((held, since, agent_id))
@@ -93,7 +94,7 @@ class AutoAssign:
         fresh = [candidate for candidate in room if candidate[2] not in passed]
         if fresh:
             return min(fresh)[2]
-        if passed >= set(await self.desk.online_agents()):
+        if passed >= set(online):
             # Every agent on shift has let it go once: it goes round again rather than wait for ever.
             await self.desk.forget_passed_over(ticket.id)
             return min(room)[2]

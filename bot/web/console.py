@@ -54,6 +54,7 @@ _COOKIE = "zabota_console"
 _SIGNIN_TTL = 600
 _SESSION_TTL = 12 * 3600
 _VIEWING_SECONDS = 15.0  # a ticket page's heartbeat comes every 5 s (static/console.js)
+_RANKS = {"agent": 0, "supervisor": 1, "admin": 2}
 _TYPING_SECONDS = 6.0  # "typing" is sent at most every 2 s while the agent types
 _POLL_SECONDS = 0.5
 _ROWS = 200  # the most urgent first; the summary line says how many wait in all
@@ -221,14 +222,17 @@ class Console:
             on_shift=await self.desk.is_online(user_id),
         )
 
-    async def signed_in(self, request: web.Request) -> StaffMember:
+    async def signed_in(self, request: web.Request, *, role: str = "agent") -> StaffMember:
+        """The signed-in member of staff, refused unless he holds ``role`` or a higher one."""
         me = await self._me(request)
         if me is None:
             raise _Refused(401, "no_session")
+        if _RANKS[me.role] < _RANKS[role]:
+            raise _Refused(403, "not_allowed")
         return me
 
-    async def checked_post(self, request: web.Request) -> tuple[StaffMember, dict[str, str]]:
-        me = await self.signed_in(request)
+    async def checked_post(self, request: web.Request, *, role: str = "agent") -> tuple[StaffMember, dict[str, str]]:
+        me = await self.signed_in(request, role=role)
         origin = request.headers.get("Origin")
         if origin and origin not in (f"{request.scheme}://{request.host}", self.public_url):
             raise _Refused(403, "not_allowed")

@@ -23,7 +23,7 @@ from aiohttp import web
 from bot.core.gaps import GapLog
 from bot.core.redis_values import text_map
 from bot.web import keys
-from bot.web.staff import StaffMember, Workplace
+from bot.web.staff import Workplace
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from kb_index.sources import load_articles
@@ -50,12 +50,6 @@ class KnowledgePage:
 
     # ------------------------------------------------------------------ who may
 
-    async def _admin(self, request: web.Request) -> StaffMember:
-        me = await self.console.signed_in(request)
-        if me.role != "admin":
-            raise self.console.refused(403, "not_allowed")
-        return me
-
     def _editable(self) -> bool:
         return self.source.is_dir()
 
@@ -70,7 +64,7 @@ class KnowledgePage:
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._admin(request)
+            me = await self.console.signed_in(request, role="admin")
             found = await self.gaps.since(30)
             groups = await asyncio.to_thread(group_gaps, self.kb.encoder, found, cache=self.kb.cache) if found else []
             articles = sorted(str(p.relative_to(self.source)) for p in self.source.rglob("*.md")) \
@@ -85,7 +79,7 @@ class KnowledgePage:
 
     async def _editor(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._admin(request)
+            me = await self.console.signed_in(request, role="admin")
             relative = request.query.get("file", "")
             if relative:
                 text = self._file(relative).read_text(encoding="utf-8")
@@ -105,8 +99,8 @@ class KnowledgePage:
 
     async def _save(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me, form = await self.console.checked_post(request)
-            if me.role != "admin" or not self._editable():
+            me, form = await self.console.checked_post(request, role="admin")
+            if not self._editable():
                 raise self.console.refused(403, "not_allowed")
             relative = form.get("file", "")
             path = self._file(relative)
@@ -140,9 +134,7 @@ class KnowledgePage:
 
     async def _reindex(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me, _ = await self.console.checked_post(request)
-            if me.role != "admin":
-                raise self.console.refused(403, "not_allowed")
+            await self.console.checked_post(request, role="admin")
             self.start_reindex()
             raise web.HTTPSeeOther(ROOT)
         return await self.console.guarded(request, handle)

@@ -84,12 +84,6 @@ class ReportsPage:
         app.router.add_get(ROOT + ".csv", self._csv)
         app.router.add_get(ROOT + "/tickets", self._tickets)
 
-    async def _supervisor(self, request: web.Request) -> StaffMember:
-        me = await self.console.signed_in(request)
-        if not me.supervisor:
-            raise self.console.refused(403, "not_allowed")
-        return me
-
     def _title(self, article_id: str, lang: str) -> str:
         try:
             return self._article_title(article_id, lang)
@@ -187,7 +181,7 @@ class ReportsPage:
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._supervisor(request)
+            me = await self.console.signed_in(request, role="supervisor")
             days = _days(request)
             return self.console.page(
                 "reports.html", me, days=days, tables=await self.tables(me, days),
@@ -198,7 +192,7 @@ class ReportsPage:
 
     async def _csv(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._supervisor(request)
+            me = await self.console.signed_in(request, role="supervisor")
             days = _days(request)
             name = request.query.get("table", "")
             if name:
@@ -218,7 +212,7 @@ class ReportsPage:
     async def _tickets(self, request: web.Request) -> web.StreamResponse:
         """The tickets behind a figure: those of the period with a reason, a channel or an agent."""
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._supervisor(request)
+            me = await self.console.signed_in(request, role="supervisor")
             days = _days(request)
             where = {key: request.query[key][:100] for key in ("reason", "channel", "agent") if request.query.get(key)}
             tickets = [

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.web.staff import StaffMember, Workplace
+from bot.web.staff import Workplace
 from handoff import HandoffDesk
 from handoff.roster import AgentDirectory
 from handoff.workspace import AgentWorkspace
@@ -32,12 +32,6 @@ class TeamPage:
         self.console = console
         app.router.add_get(ROOT, self._page)
         app.router.add_post(ROOT, self._change)
-
-    async def _admin(self, request: web.Request) -> StaffMember:
-        me = await self.console.signed_in(request)
-        if me.role != "admin":
-            raise self.console.refused(403, "not_allowed")
-        return me
 
     async def members(self) -> list[dict[str, object]]:
         roster = self.directory.roster
@@ -63,16 +57,14 @@ class TeamPage:
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me = await self._admin(request)
+            me = await self.console.signed_in(request, role="admin")
             return self.console.page("team.html", me, members=await self.members(),
                                      flash=request.query.get("m", "")[:300])
         return await self.console.guarded(request, handle)
 
     async def _change(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
-            me, form = await self.console.checked_post(request)
-            if me.role != "admin":
-                raise self.console.refused(403, "not_allowed")
+            me, form = await self.console.checked_post(request, role="admin")
             roster = self.directory.roster
             changes = {
                 "add-agent": (roster.add_agent, "team_agent_added"),
