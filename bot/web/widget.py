@@ -222,12 +222,16 @@ class WidgetServer:
             raise _Refusal(429, self.texts.get(self.texts.lang(lang), "web_too_fast"))
 
     async def _over(self, who: str, limit: int) -> bool:
-        key = keys.rate(who, int(time.time() // 60))
+        """Over ``limit`` in the last minute, counted as a sliding window (this minute's count plus the share of the
+        last minute's that is still within 60 s), so that nobody gets twice the limit across a minute's edge."""
+        now = time.time()
+        minute = int(now // 60)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-        return int(count) > limit
+            pipe.incr(keys.rate(who, minute))
+            pipe.expire(keys.rate(who, minute), 120)
+            pipe.get(keys.rate(who, minute - 1))
+            count, _, previous = await pipe.execute()
+        return int(count) + int(previous or 0) * (1 - (now / 60 - minute)) > limit
 
     async def _lang(self, visitor: Visitor) -> str:
         state = await self.dialog.states.load(visitor.chat_id)
