@@ -423,7 +423,7 @@ async def build_application(
             turns = await desk.context(survey.ticket_id)
         else:
             turns = await conversation_log.recent(survey.chat_id, 20)
-        return workspace.transcript(turns, agent_texts.default_lang)
+        return workspace.card.transcript(turns, agent_texts.default_lang)
 
     survey_questions = SurveyQuestions(Texts.load(Path(surveys_package.__file__).parent / "locales", default_lang))
     survey_alerts = LowScoreAlerts(
@@ -448,7 +448,7 @@ async def build_application(
         sender_reaches=lambda chat_id: survey_messenger is not None and channel_of(chat_id) is Channel.TELEGRAM,
     )
     events.ticket_opened.append(auto_assign.ticket_changed)  # first: a ticket given out is not announced
-    events.ticket_opened.append(workspace.announce)
+    events.ticket_opened.append(workspace.announcements.announce)
     events.ticket_closed.append(auto_assign.ticket_changed)
     events.waiting_message.append(customer_handoff.acknowledge_waiting)
     events.closed_by_customer.append(workspace.closed_by_customer)

@@ -107,8 +107,8 @@ class Metrics:
         for state, count in counts.items():
             self.tickets.labels(state).set(count)
         self.queue_length.set(counts["waiting"])
-        self.longest_wait.set(await desk.longest_wait())
-        self.agents_online.set(len(await desk.online_agents()))
+        self.longest_wait.set(await desk.queue.longest_wait())
+        self.agents_online.set(len(await desk.shifts.on_shift()))
         now = time.time()
         if self._figures is None or now - self._figures_at >= self.survey_refresh_seconds:
             self._figures = build_report(await surveys.surveys(now - SURVEY_WINDOW, now), now - SURVEY_WINDOW, now).overall

@@ -51,7 +51,7 @@ class AutoAssign:
             return []
         now = self.workspace.now()
         returned = []
-        for agent_id in await self.desk.online_agents():
+        for agent_id in await self.desk.shifts.on_shift():
             for ticket in await self.desk.agent_tickets(agent_id):
                 if ticket.accepted or now - ticket.taken_at < self.accept_seconds:
                     continue
@@ -83,7 +83,7 @@ class AutoAssign:
     async def _freest_agent(self, ticket: Ticket) -> int | None:
         """The agent on shift with room and the fewest tickets, preferring those who have not let it go."""
         room = []
-        online = await self.desk.online_agents()
+        online = await self.desk.shifts.on_shift()
         for agent_id, since in online.items():
             held = len(await self.desk.agent_tickets(agent_id))
             if held < self.desk.max_tickets_per_agent:

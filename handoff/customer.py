@@ -16,9 +16,9 @@ from bot.core.channels import channel_of
 from bot.core.ports import Action, Button, HandoffOutcome, HandoffRequest, Reply
 from bot.core.texts import Texts
 from handoff import HandoffDesk, Outcome, Ticket, TicketRequest, TicketState, WorkingHours
+from handoff.durations import format_wait_estimate
 from handoff.events import HandoffEvents
 from handoff.relay import Relay
-from handoff.workspace import format_wait_estimate
 from intents import detect_language
 
 __all__ = ["CustomerHandoff"]
@@ -75,7 +75,7 @@ class CustomerHandoff:
         t = self.texts
         if ticket.state is TicketState.ASSIGNED:
             return Reply(t.get(lang, "handoff_with_agent", agent=ticket.agent_name))
-        position = await self.desk.position(ticket.id) or 1
+        position = await self.desk.queue.position(ticket.id) or 1
         cancel = ((Button(t.get(lang, "btn_cancel_wait"), Action.CANCEL_WAIT, ticket.id),),)
         track = f"ticket:{ticket.id}"
         if again:
@@ -88,7 +88,7 @@ class CustomerHandoff:
                 buttons=cancel,
                 track=track,
             )
-        if not await self.desk.online_agents():
+        if not await self.desk.shifts.on_shift():
             return Reply(t.get(lang, "handoff_no_agents", position=position), buttons=cancel, track=track)
         return Reply(
             t.get(lang, "handoff_queued", position=position, eta=await self.eta(position, lang)),
@@ -97,7 +97,7 @@ class CustomerHandoff:
         )
 
     async def eta(self, position: int, lang: str) -> str:
-        return format_wait_estimate(await self.desk.estimate_wait(position), self.texts, lang)
+        return format_wait_estimate(await self.desk.queue.estimate_wait(position), self.texts, lang)
 
     def opening(self, opening: datetime | None, now: datetime, lang: str) -> str:
         if opening is None:
@@ -115,7 +115,7 @@ class CustomerHandoff:
         """A waiting customer who writes again hears where he stands, at most once every few minutes."""
         if not await self.desk.once_per(ticket.id, "waiting-ack", 300):
             return
-        position = await self.desk.position(ticket.id) or 1
+        position = await self.desk.queue.position(ticket.id) or 1
         text = self.texts.get(ticket.lang, "handoff_already_waiting", position=position, eta=await self.eta(position, ticket.lang))
         await self.relay.send_text(ticket.chat_id, text, ticket.id)
 

@@ -1,15 +1,15 @@
-"""The hand-off desk: tickets, the queue ordered by priority then waiting time, and who holds what.
+"""The hand-off desk: tickets from opening to closing, and who holds what.
 
 Everything lives in Redis, so it survives restarts and is shared by every bot process. Taking a ticket is one
 Lua script: of two agents who take the same ticket at the same moment, exactly one gets it and the other
-learns who has it.
+learns who has it. Its parts, each in its own module: the queue's order and waits (``desk.queue``,
+``handoff.queue``), who is on shift (``desk.shifts``, ``handoff.shifts``), agents' notes (``desk.notes``,
+``handoff.notes``); the people of the desk are the roster (``handoff.roster``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,14 +20,14 @@ from redis.typing import EncodableT, FieldT
 from bot.core.conversation import Turn
 from bot.core.redis_values import fields_of, optional_text, text_map, texts
 from handoff import keys
+from handoff.notes import TicketNotes
+from handoff.queue import TicketQueue
 from handoff.roster import Roster
+from handoff.shifts import Shifts
 from handoff.tickets import Outcome, Reason, Ticket, TicketRequest, TicketState
 from kb_index.errors import ZabotaError
 
 __all__ = ["HandoffDesk", "OpenedTicket", "TakeResult", "TicketNotFound"]
-
-_PRIORITY_STEP = 1e12  # a priority level outweighs any waiting time
-
 
 class TicketNotFound(ZabotaError, LookupError):
     """No such ticket, or it is not in the state the operation needs."""
@@ -103,7 +103,7 @@ return 1
 
 
 class HandoffDesk:
-    """Tickets and the queue, in Redis."""
+    """Tickets and who holds them, in Redis, with the queue, the shifts and the notes as parts."""
 
     def __init__(
         self,
@@ -116,8 +116,10 @@ class HandoffDesk:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
+        self.shifts = Shifts(redis, clock=clock)
+        self.queue = TicketQueue(redis, self.shifts, default_wait=default_wait, clock=clock)
+        self.notes = TicketNotes(redis, clock=clock)
         self.max_tickets_per_agent = max_tickets_per_agent
-        self.default_wait = default_wait
         self.repeat_window = repeat_window
         self._context_ttl = int(context_ttl)
         self._clock = clock
@@ -174,7 +176,7 @@ class HandoffDesk:
             if request.context:
                 pipe.rpush(keys.context(ticket_id), *request.context)
                 pipe.expire(keys.context(ticket_id), self._context_ttl)
-            pipe.zadd(keys.QUEUE, {ticket_id: self._score(ticket)})
+            pipe.zadd(keys.QUEUE, {ticket_id: self.queue.score(ticket)})
             pipe.hincrby(keys.STATS, "opened", 1)
             pipe.lpush(keys.customer_history(request.chat_id), ticket_id)
             pipe.ltrim(keys.customer_history(request.chat_id), 0, 49)
@@ -187,9 +189,6 @@ class HandoffDesk:
             if created and now - float(created) < self.repeat_window:
                 return True
         return False
-
-    def _score(self, ticket: Ticket) -> float:
-        return (1 - min(ticket.priority, 1)) * _PRIORITY_STEP + ticket.waiting_since
 
     async def get(self, ticket_id: str) -> Ticket | None:
         data = await self._redis.hgetall(keys.ticket(ticket_id))
@@ -247,21 +246,14 @@ class HandoffDesk:
 
     # ------------------------------------------------------------------ the queue
 
-    async def position(self, ticket_id: str) -> int | None:
-        """1 for the next ticket to be taken; None when not waiting."""
-        rank = await self._redis.zrank(keys.QUEUE, ticket_id)
-        return None if rank is None else int(rank) + 1  # type: ignore[arg-type]  # an int for a member
-
     async def waiting(self, limit: int = 50) -> list[Ticket]:
-        return await self.get_many(texts(await self._redis.zrange(keys.QUEUE, 0, limit - 1)))
-
-    async def queue_length(self) -> int:
-        return int(await self._redis.zcard(keys.QUEUE))
+        """The next ``limit`` tickets to be taken, the next first."""
+        return await self.get_many(await self.queue.head(limit))
 
     async def counts(self) -> dict[str, int]:
         """Tickets by state across all processes: waiting, assigned, and closed by outcome ("closed:resolved")."""
         # going offline releases tickets; an agent added by an admin may hold some (a transfer to him)
-        holders = set(await self.online_agents()) | await self._roster.added_agents()
+        holders = set(await self.shifts.on_shift()) | await self._roster.added_agents()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.STATS)
             pipe.zcard(keys.QUEUE)
@@ -270,23 +262,6 @@ class HandoffDesk:
             stats, waiting, *held = await pipe.execute()
         closed = {k: int(v) for k, v in stats.items() if k.startswith("closed:")}
         return {"waiting": int(waiting), "assigned": sum(int(n) for n in held), **closed}
-
-    async def longest_wait(self) -> float:
-        """Seconds the longest-waiting ticket has waited (0 with an empty queue): the first of each priority level
-        (a level is ordered by waiting time), read from the queue's scores alone."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(keys.QUEUE, "-inf", f"({_PRIORITY_STEP}", start=0, num=1, withscores=True)
-            pipe.zrangebyscore(keys.QUEUE, _PRIORITY_STEP, "+inf", start=0, num=1, withscores=True)
-            urgent, others = await pipe.execute()
-        since = [float(score) for _, score in urgent] + [float(score) - _PRIORITY_STEP for _, score in others]
-        return max(0.0, self._clock() - min(since)) if since else 0.0
-
-    async def estimate_wait(self, position: int) -> float:
-        """Seconds a ticket at ``position`` is likely to wait, from recent waiting times and agents online."""
-        recent = [float(x) for x in await self._redis.lrange(keys.WAITS, 0, 19)]
-        typical = statistics.median(recent) if len(recent) >= 3 else self.default_wait
-        agents = max(1, len(await self.online_agents()))
-        return max(60.0, typical * max(1, position) / agents)
 
     # ------------------------------------------------------------------ agents
 
@@ -319,7 +294,7 @@ class HandoffDesk:
         ticket = await self.require(ticket_id)
         ok = await self._release(
             keys=[keys.ticket(ticket_id), keys.QUEUE],
-            args=[ticket_id, "" if agent_id is None else agent_id, f"{keys.PREFIX}:agent:", self._score(ticket)],
+            args=[ticket_id, "" if agent_id is None else agent_id, keys.AGENT_PREFIX, self.queue.score(ticket)],
         )
         if not ok:
             raise TicketNotFound(f"ticket {ticket_id} is not held by that agent")
@@ -345,7 +320,7 @@ class HandoffDesk:
         ticket = await self.require(ticket_id)
         ok = await self._close(
             keys=[keys.ticket(ticket_id), keys.QUEUE, keys.customer(ticket.chat_id), keys.STATS],
-            args=[ticket_id, self._clock(), outcome.value, closed_by, f"{keys.PREFIX}:agent:"],
+            args=[ticket_id, self._clock(), outcome.value, closed_by, keys.AGENT_PREFIX],
         )
         if not ok:
             raise TicketNotFound(f"ticket {ticket_id} is already closed")
@@ -354,7 +329,7 @@ class HandoffDesk:
     async def transfer(self, ticket_id: str, to_agent: int, to_name: str, from_agent: int | None = None) -> Ticket:
         ok = await self._transfer(
             keys=[keys.ticket(ticket_id)],
-            args=[ticket_id, "" if from_agent is None else from_agent, to_agent, to_name, f"{keys.PREFIX}:agent:"],
+            args=[ticket_id, "" if from_agent is None else from_agent, to_agent, to_name, keys.AGENT_PREFIX],
         )
         if not ok:
             raise TicketNotFound(f"ticket {ticket_id} is not held by that agent")
@@ -382,35 +357,15 @@ class HandoffDesk:
         await self._redis.set(keys.agent_active(agent_id), ticket_id)
         return ticket
 
-    async def set_online(self, agent_id: int, online: bool) -> list[Ticket]:
-        """Mark an agent on- or offline; going offline puts his tickets back in the queue (returned)."""
-        if online:
-            await self._redis.hset(keys.ONLINE, str(agent_id), str(self._clock()))
-            return []
-        await self._redis.hdel(keys.ONLINE, str(agent_id))
-        released = []
-        for ticket in await self.agent_tickets(agent_id):
-            released.append(await self.release(ticket.id, agent_id))
-        return released
+    async def release_all(self, agent_id: int) -> list[Ticket]:
+        """Every ticket the agent holds back to the queue (he left his shift or the desk); returns them."""
+        return [await self.release(ticket.id, agent_id) for ticket in await self.agent_tickets(agent_id)]
 
-    async def online_agents(self) -> dict[int, float]:
-        return {int(k): float(v) for k, v in (await self._redis.hgetall(keys.ONLINE)).items()}
-
-    async def is_online(self, agent_id: int) -> bool:
-        return bool(await self._redis.hexists(keys.ONLINE, str(agent_id)))
-
-    # ------------------------------------------------------------------ agents' internal notes
-
-    async def add_note(self, ticket_id: str, agent_id: int, text: str) -> None:
-        note = json.dumps({"agent_id": agent_id, "text": text, "at": self._clock()}, ensure_ascii=False)
-        await self._redis.rpush(keys.notes(ticket_id), note)
-
-    async def notes(self, ticket_id: str) -> list[dict[str, object]]:
-        return [json.loads(raw) for raw in await self._redis.lrange(keys.notes(ticket_id), 0, -1)]
+    # ------------------------------------------------------------------ while a ticket is open
 
     async def once_per(self, ticket_id: str, name: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for this ticket and ``name`` (to keep notices from repeating)."""
-        return bool(await self._redis.set(f"{keys.ticket(ticket_id)}:once:{name}", "1", nx=True, ex=max(1, int(seconds))))
+        return bool(await self._redis.set(keys.ticket_once(ticket_id, name), "1", nx=True, ex=max(1, int(seconds))))
 
     async def mark(self, ticket_id: str, *, agent_reply: bool = False, customer_message: bool = False) -> None:
         now = self._clock()

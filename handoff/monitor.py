@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from handoff import keys
+from handoff.durations import format_duration, format_wait_estimate
 from handoff.lease import Lease, run_periodically
 from handoff.ports import CustomerChannel
 from handoff.tickets import Ticket, TicketState
-from handoff.workspace import AgentWorkspace, format_duration, format_wait_estimate
+from handoff.workspace import AgentWorkspace
 
 __all__ = ["QueueMonitor"]
 
 log = logging.getLogger(__name__)
-_BOARD = f"{keys.PREFIX}:board"  # hash: message_id, text, updated
 
 
 class QueueMonitor:
@@ -94,12 +94,12 @@ class QueueMonitor:
     async def _board(self, waiting: list[Ticket], now: float) -> None:
         if self.agents_chat_id is None:
             return
-        state = await self._redis.hgetall(_BOARD)
+        state = await self._redis.hgetall(keys.BOARD)
         if state.get("updated") and now - float(state["updated"]) < self.board_interval:
             return
         longest = max((now - x.waiting_since for x in waiting), default=0.0)
         # What the board shows, rounded to what a person reads, decides whether it is edited at all.
-        content = (len(waiting), int(longest // 60), len(await self.desk.online_agents()))
+        content = (len(waiting), int(longest // 60), len(await self.desk.shifts.on_shift()))
         if state.get("content") == repr(content):
             return
         text = self.board_text(content[0], longest, content[2], now)
@@ -109,7 +109,7 @@ class QueueMonitor:
         if not message_id:
             return  # the group cannot be reached now; tried again at the next pass
         self.board_edits += 1
-        await self._redis.hset(_BOARD, mapping={"message_id": message_id, "content": repr(content), "updated": now})
+        await self._redis.hset(keys.BOARD, mapping={"message_id": message_id, "content": repr(content), "updated": now})
 
     # ------------------------------------------------------------------ supervisors
 
@@ -117,7 +117,7 @@ class QueueMonitor:
         supervisors = sorted({*self.supervisor_ids, *await self.workspace.directory.supervisors()})
         if not supervisors:
             return
-        online = len(await self.desk.online_agents())
+        online = len(await self.desk.shifts.on_shift())
         for ticket in waiting:
             waited = now - ticket.waiting_since
             if waited < self.wait_alert_seconds:
@@ -146,7 +146,7 @@ class QueueMonitor:
             if now - last < self.status_interval:
                 continue
             texts = self.workspace.customer_texts
-            eta = format_wait_estimate(await self.desk.estimate_wait(position), texts, ticket.lang)
+            eta = format_wait_estimate(await self.desk.queue.estimate_wait(position), texts, ticket.lang)
             await self.customers.edit(
                 ticket.chat_id, ticket.status_message_id,
                 texts.get(ticket.lang, "handoff_status", position=position, eta=eta),

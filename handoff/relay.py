@@ -182,7 +182,7 @@ class Relay:
         if not once:
             return str(await self._redis.xadd(keys.OUTBOX, fields_of(fields), maxlen=100_000, approximate=True))
         flat = [item for pair in fields.items() for item in pair]
-        added = await self._enqueue_once(keys=[f"{keys.PREFIX}:enqueued:{once}", keys.OUTBOX], args=[_ONCE_TTL, *flat])
+        added = await self._enqueue_once(keys=[keys.enqueued(once), keys.OUTBOX], args=[_ONCE_TTL, *flat])
         return str(added) if added else None
 
     # ------------------------------------------------------------------ deliver

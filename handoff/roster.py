@@ -14,7 +14,7 @@ __all__ = ["AgentDirectory", "Roster"]
 
 
 class Roster:
-    """Agents and supervisors added by admins, and agents' display names, in Redis."""
+    """Agents and supervisors added by admins, and agents' display names and languages, in Redis."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
@@ -24,6 +24,17 @@ class Roster:
 
     async def agent_name(self, agent_id: int) -> str:
         return optional_text(await self._redis.hget(keys.agent(agent_id), "name")) or ""
+
+    async def display_name(self, agent_id: int) -> str:
+        """The name customers and colleagues see: the one he set, else his id."""
+        return await self.agent_name(agent_id) or str(agent_id)
+
+    async def language(self, agent_id: int) -> str | None:
+        """The language the agent reads the desk's texts in, as his channel last said (None: never said)."""
+        return optional_text(await self._redis.hget(keys.agent(agent_id), "lang"))
+
+    async def set_language(self, agent_id: int, lang: str) -> None:
+        await self._redis.hset(keys.agent(agent_id), "lang", lang)
 
     async def add_agent(self, agent_id: int) -> bool:
         return bool(await self._redis.sadd(keys.AGENTS, str(agent_id)))

@@ -76,7 +76,7 @@ class ConversationSearch:
         if number is None or number >= 10**WIDTH or ticket.state is not TicketState.CLOSED:
             return False
         turns = await self.desk.context(ticket.id)
-        notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
+        notes = [note.text for note in await self.desk.notes.of(ticket.id)]
         stems = self.stems(ticket, turns, notes)
         posting = f"{number:0{WIDTH}d}"
         indexed = await self._index(

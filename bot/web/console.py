@@ -39,10 +39,11 @@ from bot.web.staff import StaffMember
 from bot.web.team import TeamPage
 from handoff import HandoffDesk, Outcome, Ticket, TicketState
 from handoff import keys as handoff_keys
+from handoff.durations import format_duration
 from handoff.relay import Relay
 from handoff.roster import AgentDirectory
 from handoff.search import ConversationSearch
-from handoff.workspace import AgentWorkspace, format_duration
+from handoff.workspace import AgentWorkspace
 from kb_index import KnowledgeBase
 from kb_index.errors import KbError
 from surveys.service import SurveyService
@@ -219,7 +220,7 @@ class Console:
         lang = await self.workspace.agent_lang(user_id)
         return StaffMember(
             user_id, await self.workspace.display_name(user_id), role, session["csrf"], lang,
-            on_shift=await self.desk.is_online(user_id),
+            on_shift=await self.desk.shifts.is_on(user_id),
         )
 
     async def signed_in(self, request: web.Request, *, role: str = "agent") -> StaffMember:
@@ -319,7 +320,7 @@ class Console:
             me, form = await self.checked_post(request)
             flash = ""
             if form.get("on") == "1":
-                await self.desk.set_online(me.user_id, True)
+                await self.desk.shifts.begin(me.user_id)
             elif me.on_shift:
                 released = await self.workspace.go_offline(me.user_id)
                 flash = str(self._t(me.lang)("off_shift_released", count=len(released))) if released else ""
@@ -339,7 +340,7 @@ class Console:
 
     async def _open_tickets(self) -> list[Ticket]:
         held: list[Ticket] = []
-        for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
+        for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.shifts.on_shift())):
             held += await self.desk.agent_tickets(agent_id)
         return await self.desk.waiting(_ROWS) + sorted(held, key=lambda t: t.waiting_since)
 
@@ -394,9 +395,9 @@ class Console:
             fingerprint = await self._fingerprint(None)
             return self._page(
                 "inbox.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, view=view,
-                query=query, tickets=rows, waiting_count=await self.desk.queue_length(),
+                query=query, tickets=rows, waiting_count=await self.desk.queue.length(),
                 flash=request.query.get("m", "")[:300],
-                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
+                longest=format_duration(await self.desk.queue.longest_wait(), self.agent_texts, me.lang),
                 events_url=f"{ROOT}/events?since={fingerprint}",
             )
         return await self.guarded(request, handle)
@@ -427,7 +428,8 @@ class Console:
                 transcript.append({"role": turn.role, "who": self.agent_texts.get(me.lang, f"role_{turn.role}"),
                                    "text": words, "file_id": turn.data.get("file_id", ""),
                                    "file": turn.data.get("file", "")})
-            notes = [str(note.get("text", "")) for note in await self.desk.notes(ticket.id)]
+            notes = [f"{await self.directory.roster.display_name(note.agent_id)}: {note.text}"
+                     for note in await self.desk.notes.of(ticket.id)]
             earlier = await self.desk.customer_history(ticket.chat_id, exclude=ticket.id)
             mine = ticket.state is TicketState.ASSIGNED and ticket.agent_id == me.user_id
             if mine and ticket.unread:
@@ -444,7 +446,7 @@ class Console:
                 "ticket.html", me.lang, live_only=request.headers.get("X-Live") == "1", me=me, ticket=ticket,
                 reason=self.agent_texts.get(me.lang, f"reason_{ticket.reason.value}"),
                 state_text=self._state_text(ticket, me.lang), transcript=transcript, notes=notes,
-                tried=self.workspace.tried(turns, ticket.lang, me.lang), rated=rated,
+                tried=self.workspace.card.tried(turns, ticket.lang, me.lang), rated=rated,
                 can_assign=me.supervisor and ticket.is_open and not mine,
                 earlier=earlier, viewers=await self._present(keys.viewing(ticket.id), me.user_id, _VIEWING_SECONDS),
                 typing=await self._present(keys.typing(ticket.id), me.user_id, _TYPING_SECONDS),
@@ -458,7 +460,7 @@ class Console:
 
     async def _colleagues(self, me: int) -> list[tuple[int, str]]:
         """Agents a ticket can be passed to: everyone but oneself, on shift first."""
-        online = await self.desk.online_agents()
+        online = await self.desk.shifts.on_shift()
         agents = [agent for agent in await self.directory.agents() if agent != me]
         agents.sort(key=lambda agent: (agent not in online, agent))
         return [(agent, await self.workspace.display_name(agent)) for agent in agents]
@@ -531,7 +533,7 @@ class Console:
         if action == "note" and ticket.is_open:
             words = form.get("text", "").strip()[:2000]
             if words:
-                await self.desk.add_note(ticket.id, me.user_id, words)
+                await self.desk.notes.add(ticket.id, me.user_id, words)
             return ""
         if not mine:
             return str(t("not_yours"))
@@ -611,14 +613,14 @@ class Console:
             parts.append(await self._redis.zrange(handoff_keys.QUEUE, 0, _ROWS - 1))
             parts.append(await self._redis.zcard(handoff_keys.QUEUE))
             parts.append(sorted(text_map(await self._redis.hgetall(handoff_keys.STATS)).items()))
-            for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.online_agents())):
+            for agent_id in sorted(set(await self.directory.agents()) | set(await self.desk.shifts.on_shift())):
                 parts.append(sorted(await self._redis.smembers(handoff_keys.agent_tickets(agent_id))))
         else:
             ticket = await self.desk.get(ticket_id)
             parts.append(ticket.state.value if ticket else "")
             parts.append(ticket.agent_id if ticket else 0)
             parts.append(len(await self.desk.context(ticket_id)))
-            parts.append(len(await self.desk.notes(ticket_id)))
+            parts.append(len(await self.desk.notes.of(ticket_id)))
             parts.append(_recent(text_map(await self._redis.hgetall(keys.viewing(ticket_id))), _VIEWING_SECONDS))
             parts.append(_recent(text_map(await self._redis.hgetall(keys.typing(ticket_id))), _TYPING_SECONDS))
         return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]

@@ -21,8 +21,8 @@ from bot.core.answers import AnswerLedger, resolution_by_article
 from bot.core.texts import Texts
 from bot.web.staff import StaffMember, Workplace
 from handoff import HandoffDesk, Ticket
+from handoff.durations import format_duration
 from handoff.reports import percentile, ticket_report
-from handoff.workspace import format_duration
 from kb_index.errors import KbError
 from surveys.reports import Figures, build_report, export_csv
 from surveys.service import SurveyService
@@ -185,8 +185,8 @@ class ReportsPage:
             days = _days(request)
             return self.console.page(
                 "reports.html", me, days=days, tables=await self.tables(me, days),
-                waiting_count=await self.desk.queue_length(),
-                longest=format_duration(await self.desk.longest_wait(), self.agent_texts, me.lang),
+                waiting_count=await self.desk.queue.length(),
+                longest=format_duration(await self.desk.queue.longest_wait(), self.agent_texts, me.lang),
             )
         return await self.console.guarded(request, handle)
 

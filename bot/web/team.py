@@ -36,7 +36,7 @@ class TeamPage:
     async def members(self) -> list[dict[str, object]]:
         roster = self.directory.roster
         added_agents, added_supervisors = await roster.added_agents(), await roster.added_supervisors()
-        online = await self.desk.online_agents()
+        online = await self.desk.shifts.on_shift()
         people = set(await self.directory.agents()) | set(self.directory.admin_ids)
         rows = []
         for user_id in sorted(people):

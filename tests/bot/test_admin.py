@@ -59,11 +59,25 @@ async def test_an_admin_adds_and_removes_an_agent(running: Running) -> None:
     assert (listed.text or "").startswith("Сотрудники: 7001, 7002, 7100, 7300\n")  # supervisors are agents too
     [online] = await running.say(newcomer, "/online")
     assert "только сотрудникам" not in (online.text or "")
+    customer = EmulatedUser(id=1401, first_name="Анна", language_code="ru")
+    await running.say(customer, "Позовите оператора")
+    await running.emulator.send_message(newcomer, "/next")
+    await running.emulator.wait_until(
+        lambda: any("подключился сотрудник" in (m.text or "") for m in running.emulator.bot_messages(customer.id)), 15
+    )
 
     [removed] = await running.say(ADMIN, "/agents remove 7300")
     assert removed.text == "7300 больше не сотрудник поддержки."
-    [refused_again] = await running.say(newcomer, "/next")
-    assert "только сотрудникам" in (refused_again.text or "")
+    # the ticket he held goes back to the queue, and its customer is told rather than left talking to nobody
+    await running.emulator.wait_until(
+        lambda: any("передал ваш вопрос коллегам" in (m.text or "") for m in running.emulator.bot_messages(customer.id)), 15
+    )
+    assert await running.app.desk.agent_tickets(newcomer.id) == []
+    before = len(running.emulator.bot_messages(newcomer.id))
+    await running.emulator.send_message(newcomer, "/next")
+    await running.emulator.wait_until(
+        lambda: any("только сотрудникам" in (m.text or "") for m in running.emulator.bot_messages(newcomer.id)[before:]), 15
+    )
 
 
 async def test_a_broken_source_on_reindex_lists_every_error_and_the_old_index_keeps_answering(

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from bot.core.texts import CUSTOMER_LOCALES, Texts
 from handoff import HandoffDesk, Outcome, Reason, TicketRequest, TicketState, WorkingHours
 from handoff.desk import TicketNotFound
-from handoff.workspace import format_wait_estimate
+from handoff.durations import format_wait_estimate
 from tests.conftest import Clock
 
 
@@ -45,16 +45,16 @@ async def test_two_agents_taking_one_ticket_at_once_get_exactly_one_owner(clean_
 async def test_the_queue_serves_frustrated_and_repeat_customers_first_then_by_waiting_time(redis) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     desk = HandoffDesk(redis, clock=clock)
-    assert await desk.longest_wait() == 0
+    assert await desk.queue.longest_wait() == 0
     calm = await desk.open(request(1))
     clock.now += 60
     later = await desk.open(request(2))
     clock.now += 60
     angry = await desk.open(request(3, Reason.FRUSTRATION, ("insult",)))
     assert [t.id for t in await desk.waiting()] == [angry.ticket.id, calm.ticket.id, later.ticket.id]
-    assert await desk.position(calm.ticket.id) == 2
+    assert await desk.queue.position(calm.ticket.id) == 2
     clock.now += 5
-    assert await desk.longest_wait() == 125  # the calm customer, though the angry one is served first
+    assert await desk.queue.longest_wait() == 125  # the calm customer, though the angry one is served first
 
     await desk.close(calm.ticket.id, Outcome.CUSTOMER_RESOLVED, "customer")
     clock.now += 60
@@ -68,7 +68,7 @@ async def test_a_customer_has_one_open_ticket(redis) -> None:  # type: ignore[no
     first, second = await asyncio.gather(desk.open(request(5)), desk.open(request(5)))
     assert first.ticket.id == second.ticket.id
     assert [first.created, second.created].count(True) == 1
-    assert await desk.queue_length() == 1
+    assert await desk.queue.length() == 1
 
 
 async def test_release_and_going_offline_put_tickets_back_in_their_place(redis) -> None:  # type: ignore[no-untyped-def]
@@ -77,12 +77,13 @@ async def test_release_and_going_offline_put_tickets_back_in_their_place(redis) 
     old = await desk.open(request(1))
     clock.now += 100
     new = await desk.open(request(2))
-    await desk.set_online(7, True)
+    await desk.shifts.begin(7)
     taken = await desk.take_next(7, "Анна")
     assert taken is not None and taken.ok and taken.ticket is not None and taken.ticket.id == old.ticket.id
-    assert await desk.position(new.ticket.id) == 1
+    assert await desk.queue.position(new.ticket.id) == 1
 
-    released = await desk.set_online(7, False)
+    await desk.shifts.end(7)
+    released = await desk.release_all(7)
     assert [t.id for t in released] == [old.ticket.id]
     assert [t.id for t in await desk.waiting()] == [old.ticket.id, new.ticket.id]  # he waited longer
     assert await desk.agent_tickets(7) == []
@@ -96,7 +97,7 @@ async def test_an_agent_holds_at_most_the_configured_number_of_tickets(redis) ->
     assert (await desk.take(ids[0], 7, "A")).ok and (await desk.take(ids[1], 7, "A")).ok
     full = await desk.take(ids[2], 7, "A")
     assert not full.ok and full.reason == "full"
-    assert await desk.position(ids[2]) == 1
+    assert await desk.queue.position(ids[2]) == 1
 
 
 async def test_closing_frees_the_customer_and_keeps_his_history(redis) -> None:  # type: ignore[no-untyped-def]
@@ -126,16 +127,16 @@ async def test_transfer_moves_the_ticket_between_agents(redis) -> None:  # type:
 async def test_the_wait_estimate_follows_recent_waits_and_agents_online(redis) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     desk = HandoffDesk(redis, default_wait=600, clock=clock)
-    assert await desk.estimate_wait(1) == 600  # no history yet: the configured default
+    assert await desk.queue.estimate_wait(1) == 600  # no history yet: the configured default
     for chat in range(3):
         opened = await desk.open(request(100 + chat))
         clock.now += 120
         await desk.take(opened.ticket.id, 7, "A")
-    assert await desk.estimate_wait(1) == 120
-    assert await desk.estimate_wait(3) == 360
-    await desk.set_online(7, True)
-    await desk.set_online(8, True)
-    assert await desk.estimate_wait(4) == 240
+    assert await desk.queue.estimate_wait(1) == 120
+    assert await desk.queue.estimate_wait(3) == 360
+    await desk.shifts.begin(7)
+    await desk.shifts.begin(8)
+    assert await desk.queue.estimate_wait(4) == 240
 
 
 def test_working_hours_know_when_agents_are_back() -> None:

@@ -161,7 +161,7 @@ async def test_a_customer_who_found_the_answer_cancels_the_wait(running: Running
     assert cancelled.text == "Хорошо, отменяю запрос. Рада, что вы нашли ответ!"
     ticket = (await running.app.desk.customer_history(customer.id))[0]
     assert ticket.state is TicketState.CLOSED and ticket.outcome == "customer_resolved"
-    assert await running.app.desk.queue_length() == 0
+    assert await running.app.desk.queue.length() == 0
 
 
 async def test_a_customer_cannot_use_agent_commands_and_learns_nothing(running: Running) -> None:

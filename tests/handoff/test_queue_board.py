@@ -33,7 +33,7 @@ async def test_a_burst_of_100_tickets_moves_one_board_within_the_group_limit(
         except Exception as error:
             failed = [(r.method, r.status, r.description) for r in emulator.requests if r.status != 200]
             silent = [c.id for c in customers if not emulator.bot_messages(c.id)]
-            raise AssertionError(f"board: {board()!r}, queue: {await running.app.desk.queue_length()}, "
+            raise AssertionError(f"board: {board()!r}, queue: {await running.app.desk.queue.length()}, "
                                  f"failed: {failed[:5]}, silent: {silent}") from error
         elapsed = asyncio.get_running_loop().time() - started
 
@@ -44,5 +44,5 @@ async def test_a_burst_of_100_tickets_moves_one_board_within_the_group_limit(
         first = min(r.time for r in to_group)
         in_first_minute = [r for r in to_group if r.time - first < 60]
         assert len(in_first_minute) <= 20, f"{len(in_first_minute)} board updates in the first minute"
-        assert await running.app.desk.queue_length() == 100
+        assert await running.app.desk.queue.length() == 100
         assert elapsed < 90

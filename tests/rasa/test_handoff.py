@@ -66,7 +66,7 @@ async def test_over_http_a_hand_off_queues_a_ticket_with_the_rasa_conversation_a
     assert ticket is not None and ticket.state is TicketState.WAITING and ticket.channel == "rasa"
     assert ticket.customer_name == "Анна Петрова" and ticket.lang == "ru"
     assert ticket.question == "Это не помогло, позовите человека"
-    assert await running.app.desk.position(ticket_id) == 1
+    assert await running.app.desk.queue.position(ticket_id) == 1
 
     [announcement] = await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
     assert announcement.text == f"🆕 {ticket_id}: Анна Петрова · rasa (ru) — попросил человека\n«Это не помогло, позовите человека»"

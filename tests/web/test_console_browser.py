@@ -70,10 +70,10 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
 
     kate = await sign_in(running, browser, desk_url, SECOND)
     # She starts her shift from the browser, as /online would in the bot.
-    assert not await running.app.desk.is_online(SECOND.id)
+    assert not await running.app.desk.shifts.is_on(SECOND.id)
     await kate.get_by_role("button", name="○ Не на смене").click()
     await expect(kate.get_by_role("button", name="● На смене")).to_have_attribute("aria-pressed", "true")
-    assert await running.app.desk.is_online(SECOND.id)
+    assert await running.app.desk.shifts.is_on(SECOND.id)
     await kate.goto(f"{desk_url}/console/t/{ticket.id}")
     await expect(kate.get_by_role("button", name="Взять")).to_be_visible()
 
@@ -308,7 +308,7 @@ async def test_an_admin_adds_and_removes_an_agent_and_others_may_not(
     await page.get_by_role("textbox", name="Telegram ID").fill(str(newcomer.id))
     await page.get_by_role("button", name="Добавить").click()
     await expect(page.locator(".flash")).to_contain_text("7777 теперь оператор")
-    assert await running.app.desk.is_online(newcomer.id) is False
+    assert await running.app.desk.shifts.is_on(newcomer.id) is False
     fresh = await sign_in(running, browser, desk_url, newcomer)
     refused = await fresh.goto(f"{desk_url}/console/team")
     assert refused is not None and refused.status == 403  # an agent does not manage the team

@@ -16,7 +16,6 @@ from aiogram.types import BufferedInputFile, LinkPreviewOptions, Message
 from bot.core.gaps import GapLog
 from bot.core.texts import Texts
 from bot.settings import Settings
-from handoff import HandoffDesk
 from handoff.roster import AgentDirectory
 from handoff.workspace import AgentWorkspace
 from kb_index import KbSourceError, KnowledgeBase
@@ -94,7 +93,7 @@ async def stats(message: Message, command: CommandObject, surveys: SurveyService
 
 
 async def agents(
-    message: Message, command: CommandObject, directory: AgentDirectory, desk: HandoffDesk, agent_texts: Texts
+    message: Message, command: CommandObject, directory: AgentDirectory, workspace: AgentWorkspace, agent_texts: Texts
 ) -> None:
     lang = _lang(message, agent_texts)
     words = (command.args or "").split()
@@ -109,7 +108,7 @@ async def agents(
         change, key = actions[words[0]]
         changed = await change(user_id)
         if changed and words[0].startswith("remove") and not await directory.is_agent(user_id):
-            await desk.set_online(user_id, False)  # his tickets go back to the queue
+            await workspace.go_offline(user_id)  # his tickets go back to the queue, their customers told
         await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=user_id))
         return
     if words:

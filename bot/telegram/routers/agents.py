@@ -17,10 +17,11 @@ from aiogram.types import CallbackQuery, Message
 from bot.telegram.delivery import file_of, message_kind
 from bot.telegram.staff import TicketCallback, markup
 from handoff.desk import TicketNotFound
+from handoff.durations import format_duration
 from handoff.ports import StaffButton
 from handoff.roster import AgentDirectory
 from handoff.tickets import Outcome, Ticket, TicketState
-from handoff.workspace import AgentWorkspace, format_duration
+from handoff.workspace import AgentWorkspace
 from kb_index import KnowledgeBase
 
 __all__ = ["ADMIN_COMMANDS", "AGENT_COMMANDS", "IsAgent", "build_agents_router", "build_refusals_router"]
@@ -73,8 +74,8 @@ async def _current(message: Message, workspace: AgentWorkspace, agent_id: int, a
 
 async def online(message: Message, workspace: AgentWorkspace) -> None:
     agent_id, _ = await _prepare(message, workspace)
-    await workspace.desk.set_online(agent_id, True)
-    await workspace.tell_agent(agent_id, "online", waiting=await workspace.desk.queue_length())
+    await workspace.desk.shifts.begin(agent_id)
+    await workspace.tell_agent(agent_id, "online", waiting=await workspace.desk.queue.length())
 
 
 async def offline(message: Message, workspace: AgentWorkspace) -> None:
@@ -121,7 +122,7 @@ async def queue(message: Message, workspace: AgentWorkspace) -> None:
     now = workspace.now()
     lines = [
         t.get(lang, "queue_line", ticket=x.id, name=x.customer_name, waited=format_duration(now - x.waiting_since, t, lang),
-              reason=workspace.reason_text(x, lang) + workspace.frustration_text(x, lang))
+              reason=workspace.card.reason(x, lang) + workspace.card.frustration(x, lang))
         for x in waiting
     ]
     keyboard = markup([
@@ -227,7 +228,7 @@ async def transfer(message: Message, command: CommandObject, workspace: AgentWor
     if target is not None and target != agent_id and await workspace.directory.is_agent(target):
         await workspace.transfer(agent_id, ticket, target)
         return
-    others = [a for a in await workspace.desk.online_agents() if a != agent_id]
+    others = [a for a in await workspace.desk.shifts.on_shift() if a != agent_id]
     if not others:
         await workspace.tell_agent(agent_id, "transfer_nobody")
         return
@@ -255,7 +256,7 @@ async def note(message: Message, command: CommandObject, workspace: AgentWorkspa
         return
     ticket = await _current(message, workspace, agent_id)
     if ticket is not None:
-        await workspace.desk.add_note(ticket.id, agent_id, text)
+        await workspace.desk.notes.add(ticket.id, agent_id, text)
         await workspace.tell_agent(agent_id, "note_saved", ticket=ticket.id)
 
 
