@@ -10,8 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message
 from redis.asyncio import Redis
 
@@ -34,6 +32,7 @@ from bot.telegram.replies import TrackCallback
 from bot.telegram.routers import admin, customers
 from bot.telegram.routers.agents import build_agents_router, build_refusals_router
 from bot.telegram.sender import OutgoingLimits, SendOnce, SharedPace, TelegramPacer
+from bot.telegram.session import BotApiSession
 from bot.telegram.staff import TelegramCustomers, TelegramStaff
 from bot.telegram.surveys import SurveyMessenger
 from bot.telegram.surveys import build_router as build_surveys_router
@@ -296,7 +295,7 @@ def build_bot(
     token = token or settings.telegram.bot_token.get_secret_value()
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather), or run 'zabota demo'.")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base.rstrip("/")))
+    session = BotApiSession(settings.telegram.api_base)
     if send_once is not None:  # first: a message not sent again takes nothing of the pacer's budget
         session.middleware(send_once)
     if pacer is not None:

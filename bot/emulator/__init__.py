@@ -5,7 +5,7 @@ It speaks the part of the Bot API the bot uses, with Telegram's JSON shapes, err
 polling and webhooks, and plays the users' side::
 
     async with TelegramEmulator() as emulator:
-        bot = Bot(emulator.token, session=AiohttpSession(api=TelegramAPIServer.from_base(emulator.base_url)))
+        bot = Bot(emulator.token, session=BotApiSession(emulator.base_url))
         anna = EmulatedUser(id=1001, first_name="Anna", language_code="ru")
         await emulator.send_message(anna, "/start")
         [reply] = await emulator.wait_for_bot_messages(anna.id)

@@ -165,9 +165,13 @@ class Inbox:
                     if loop.time() >= next_retry:
                         await self._retry_own(work)
                         next_retry = loop.time() + self._retry_after
-                    answer = await self._redis.xreadgroup(
+                    # A stop does not wait for the blocking read: what it would have read stays pending for this
+                    # consumer, whose end (below) lets a live process, or the next start, take it over.
+                    answer = await _unless_stopped(stop, self._redis.xreadgroup(
                         GROUP, self.consumer, {self.stream: ">"}, count=self._concurrency, block=self._block_ms
-                    )
+                    ))
+                    if answer is None:
+                        break
                 except ResponseError as error:
                     if "NOGROUP" not in str(error):
                         raise
