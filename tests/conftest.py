@@ -42,8 +42,10 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
-    return EmbeddingCache(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+def embedding_cache() -> EmbeddingCache:
+    """The vectors the application keeps beside the prepared model: the sample knowledge base is encoded once per
+    machine, not once per run (a test that counts what is encoded brings its own empty cache)."""
+    return EmbeddingCache(MODEL_CACHE / "embeddings.sqlite")
 
 
 @pytest.fixture(scope="session")
@@ -130,4 +132,13 @@ async def running(tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis:
     from tests.harness import running_app
 
     async with running_app(tmp_path, prepared, encoder, clean_redis) as app:
+        yield app
+
+
+@pytest.fixture
+async def paced_running(tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str):  # type: ignore[no-untyped-def]
+    """The running application pacing its messages to Telegram's limits, as in production."""
+    from tests.harness import running_app
+
+    async with running_app(tmp_path, prepared, encoder, clean_redis, paced=True) as app:
         yield app

@@ -33,7 +33,13 @@ ADMIN_ID = 7200
 
 
 def make_settings(
-    data_dir: Path, redis_url: str, api_base: str, surveys: dict[str, object] | None = None, **handoff: object
+    data_dir: Path,
+    redis_url: str,
+    api_base: str,
+    surveys: dict[str, object] | None = None,
+    *,
+    paced: bool = True,
+    **handoff: object,
 ) -> Settings:
     hand = {
         "agent_ids": [AGENT_ID, SECOND_AGENT_ID],
@@ -45,7 +51,7 @@ def make_settings(
     return Settings(
         app=AppSettings(data_dir=data_dir, cache_dir=MODEL_CACHE),
         kb=KbSettings(source=SAMPLE_KB),
-        telegram=TelegramSettings(api_base=api_base),
+        telegram=TelegramSettings(api_base=api_base, outgoing_limits=paced),
         redis=RedisSettings(url=redis_url),
         dialog=DialogSettings(),
         handoff=HandoffSettings(**hand),  # type: ignore[arg-type]
@@ -69,7 +75,7 @@ class Running:
         await self.emulator.press_button(user, message, label)
         return await self.emulator.wait_for_bot_messages(user.id, count, timeout=15.0)
 
-    async def settle(self, chat_id: int, quiet: float = 1.0) -> list[ChatMessage]:
+    async def settle(self, chat_id: int, quiet: float = 0.5) -> list[ChatMessage]:
         """Every message the bot sends into the chat until it has been quiet for ``quiet`` seconds."""
         received: list[ChatMessage] = []
         while True:
@@ -101,12 +107,19 @@ async def running_app(
     encoder: Encoder,
     redis_url: str,
     surveys: dict[str, object] | None = None,
+    *,
+    paced: bool = False,
     **handoff: object,
 ) -> AsyncIterator[Running]:
+    """The application polling a fresh emulator, on a copy of the prepared data.
+
+    Telegram's outgoing pacing (a chat's messages a second apart, 30 a second in all) is off unless ``paced``:
+    the tests of the pacing itself turn it on; for every other test it would only add waiting.
+    """
     data = tmp / "data"
     shutil.copytree(prepared, data, ignore=shutil.ignore_patterns("redis"))
     async with TelegramEmulator() as emulator:
-        settings = make_settings(data, redis_url, emulator.base_url, surveys, **handoff)
+        settings = make_settings(data, redis_url, emulator.base_url, surveys, paced=paced, **handoff)
         app = await build_application(settings, encoder=encoder, token=emulator.token)
         app.start_background()
         polling = asyncio.create_task(app.run_polling(timeout=1))

@@ -154,12 +154,13 @@ async def test_an_edited_question_is_answered_again(running: Running) -> None:
 async def test_a_duplicate_update_is_processed_once(running: Running) -> None:
     await running.say(RU, "Сколько стоит доставка?")
     await running.emulator.duplicate_last_update()
-    assert await running.settle(RU.id, quiet=2.0) == []
+    assert await running.settle(RU.id, quiet=1.0) == []
     assert running.app.inbox.duplicates == 1  # Telegram delivered it again: recognised, not stored twice
     log = await conversation_log(running, RU.id)
     assert [t["text"] for t in log if t["role"] == "customer"] == ["Сколько стоит доставка?"]
 
 
+@pytest.mark.slow  # waits out the flood
 async def test_a_flood_gets_one_moment_once_and_is_still_logged(running: Running) -> None:
     limit = running.app.settings.dialog.flood_limit
     for number in range(limit + 5):

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as aioredis
 from aiogram import Bot, Dispatcher
 from aiogram.types import Chat, Message, Update, User
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bot.core.conversation import ConversationLog, ConversationState, DialogStates, ShownSearch, Turn
 from bot.core.gaps import GapLog
@@ -88,7 +91,7 @@ async def test_the_webhook_answers_telegram_only_once_the_update_is_stored(redis
         assert inbox.duplicates == 1
 
     # Redis out of reach: Telegram is told to try again, not that the update arrived.
-    gone = aioredis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
+    gone = aioredis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     app = web.Application()
     app.router.add_post("/hook", webhook_handler(bot, Inbox(gone, bot.id), "s3cret"))
     async with TestClient(TestServer(app)) as client:
@@ -98,6 +101,7 @@ async def test_the_webhook_answers_telegram_only_once_the_update_is_stored(redis
     await bot.session.close()
 
 
+@pytest.mark.slow  # waits out heartbeats
 async def test_what_a_dead_process_held_is_taken_over_and_a_live_ones_long_update_is_not(
     redis: aioredis.Redis,
 ) -> None:

@@ -11,6 +11,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bot.emulator import EmulatedUser
 from bot.factory import build_knowledge_base
@@ -97,7 +99,7 @@ async def test_healthz_fails_without_redis_or_without_an_index(
     tmp_path: Path, running: Running, encoder: Encoder
 ) -> None:
     gone = aioredis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), socket_connect_timeout=0.2,
-                          decode_responses=True)
+                          decode_responses=True, retry=Retry(NoBackoff(), 0))
     app = running.app
     ops = OpsEndpoints(app.metrics, gone, HandoffDesk(gone), SurveyService(gone), app.kb, timeout=1.0)
     status, body = await health(ops)

@@ -14,6 +14,8 @@ import redis.asyncio as aioredis
 from bot.redis_server import connect_redis, redis_server_binary
 from handoff import HandoffDesk, Reason, TicketRequest
 
+pytestmark = pytest.mark.slow  # waits out a Sentinel failover
+
 
 def free_port() -> int:
     with socket.socket() as sock:

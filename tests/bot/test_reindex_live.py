@@ -6,9 +6,13 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bot.emulator import EmulatedUser
 from tests.conftest import SAMPLE_KB
 from tests.harness import ADMIN_ID, Running
+
+pytestmark = pytest.mark.slow  # rebuilds the index while customers ask
 
 ADMIN = EmulatedUser(id=ADMIN_ID, first_name="Админ", language_code="ru")
 QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]

@@ -25,6 +25,8 @@ from kb_index import Encoder
 from tests.conftest import MODEL_CACHE, REPO, SAMPLE_KB
 from tests.harness import make_settings
 
+pytestmark = pytest.mark.slow  # starts three webhook processes
+
 PROCESSES = 3
 CUSTOMERS = 24
 SECRET = "scale-out-secret"

@@ -6,12 +6,15 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiogram.methods import SendMessage
 
 from bot.emulator import EmulatedUser, FloodLimits
 from bot.telegram.sender import SharedPace, TelegramPacer
 from tests.harness import Running
+
+pytestmark = pytest.mark.slow  # waits out Telegram's pacing
 
 # Each question and the title its answer starts with.
 QUESTIONS = {
@@ -22,7 +25,8 @@ QUESTIONS = {
 }
 
 
-async def test_sixty_customers_at_once_are_all_answered_and_telegram_refuses_nothing(running: Running) -> None:
+async def test_sixty_customers_at_once_are_all_answered_and_telegram_refuses_nothing(paced_running: Running) -> None:
+    running = paced_running
     running.emulator.flood_limits = FloodLimits()  # Telegram's: 30 messages a second, 1 a second per chat
     customers = [EmulatedUser(id=9100 + n, first_name="Анна", language_code="ru") for n in range(60)]
     asked = [list(QUESTIONS)[n % len(QUESTIONS)] for n in range(len(customers))]

@@ -10,8 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram import Bot, Dispatcher, F
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
@@ -43,6 +41,7 @@ from bot.emulator import (
     TelegramEmulator,
     buttons,
 )
+from bot.telegram.session import BotApiSession
 
 ANNA = EmulatedUser(id=1001, first_name="Anna", username="anna", language_code="ru")
 BORIS = EmulatedUser(id=1002, first_name="Boris", language_code="uk")
@@ -50,7 +49,7 @@ AGENT = EmulatedUser(id=2001, first_name="Olga")
 
 
 def make_bot(emulator: TelegramEmulator, token: str | None = None) -> Bot:
-    return Bot(token or emulator.token, session=AiohttpSession(api=TelegramAPIServer.from_base(emulator.base_url)))
+    return Bot(token or emulator.token, session=BotApiSession(emulator.base_url))
 
 
 @pytest.fixture

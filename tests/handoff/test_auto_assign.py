@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.emulator import EmulatedUser
 from handoff.tickets import TicketState
 from kb_index import Encoder
@@ -47,6 +49,7 @@ async def test_tickets_go_to_the_least_busy_agent_and_wait_when_everyone_is_full
         assert third is not None and third.state is TicketState.ASSIGNED and third.agent_id == first.agent_id
 
 
+@pytest.mark.slow
 async def test_a_given_ticket_nobody_answers_goes_back_and_on_to_a_colleague(
     tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
 ) -> None:

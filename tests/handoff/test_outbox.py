@@ -6,12 +6,11 @@ import asyncio
 import json
 
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
 from bot.emulator import EmulatedUser, TelegramEmulator, buttons
 from bot.rasa.channel import RasaOutbox, is_rasa_chat
 from bot.telegram.delivery import TelegramDelivery
+from bot.telegram.session import BotApiSession
 from handoff import HandoffDesk, keys
 from handoff.ports import OutboxEntry
 from handoff.relay import Relay
@@ -31,7 +30,7 @@ async def test_entries_stored_by_the_previous_version_are_delivered_with_their_h
     the customer as they were meant: formatted, with buttons that work; a Rasa customer's entry goes to Rasa."""
     async with TelegramEmulator() as emulator:
         await emulator.send_message(CUSTOMER, "/start")  # the customer has started the bot
-        bot = Bot(emulator.token, session=AiohttpSession(api=TelegramAPIServer.from_base(emulator.base_url)))
+        bot = Bot(emulator.token, session=BotApiSession(emulator.base_url))
         outbox = RasaOutbox(redis)
         relay = Relay(redis, HandoffDesk(redis), [outbox, TelegramDelivery(bot)], header=lambda ticket: ticket.id)
         keyboard = {"inline_keyboard": [[{"text": str(v), "callback_data": f"s:abc:csat:{v}"} for v in range(1, 6)]]}

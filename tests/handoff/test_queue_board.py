@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.emulator import EmulatedUser
 from kb_index import Encoder
 from tests.harness import AGENT_ID, running_app
+
+pytestmark = pytest.mark.slow  # paces 100 tickets to Telegram's group limit
 
 GROUP_ID = -1001234500001
 SENDING = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "copyMessage", "sendPhoto", "sendDocument"}
@@ -16,7 +20,7 @@ SENDING = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "copyMess
 async def test_a_burst_of_100_tickets_moves_one_board_within_the_group_limit(
     tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
 ) -> None:
-    async with running_app(tmp_path, prepared, encoder, clean_redis, agents_chat_id=GROUP_ID) as running:
+    async with running_app(tmp_path, prepared, encoder, clean_redis, paced=True, agents_chat_id=GROUP_ID) as running:
         emulator = running.emulator
         emulator.add_group("Поддержка", [EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")],
                            chat_id=GROUP_ID)

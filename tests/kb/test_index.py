@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from kb_index import (
     load_articles,
 )
 from kb_index.decision import decide
-from tests.conftest import SAMPLE_KB, RecordingEncoder, make_kb
+from tests.conftest import MODEL_CACHE, SAMPLE_KB, RecordingEncoder, make_kb
 
 
 def copy_sample(tmp_path: Path, langs: tuple[str, ...] = ("ru", "uk", "en"), only: set[str] | None = None) -> Path:
@@ -150,6 +151,7 @@ def test_a_broken_source_leaves_the_served_version_answering(
     assert result.best is not None and result.best.article_id == "cancel-order"
 
 
+@pytest.mark.slow
 def test_a_build_that_fails_midway_changes_nothing(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
@@ -172,6 +174,7 @@ def test_a_build_that_fails_midway_changes_nothing(
     assert kb.search("cancel my order").index_version == first.version
 
 
+@pytest.mark.slow
 def test_reindex_after_one_change_encodes_only_that_article(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
@@ -200,6 +203,7 @@ def test_reindex_after_one_change_encodes_only_that_article(
     assert "ціни діють до кінця року" in recording.encoded_documents[0]
 
 
+@pytest.mark.slow
 def test_a_small_change_keeps_the_calibration_and_a_larger_one_makes_a_new_one(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
@@ -231,6 +235,7 @@ def test_a_small_change_keeps_the_calibration_and_a_larger_one_makes_a_new_one(
     assert third.calibration is not None
 
 
+@pytest.mark.slow
 def test_a_reindex_reusing_unchanged_articles_builds_what_a_build_from_scratch_builds(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
@@ -298,9 +303,12 @@ def test_another_process_switches_to_a_new_version(
 
 
 def test_an_agents_phrasing_is_learned_and_found_after_the_next_build(
-    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds, embedding_cache: EmbeddingCache
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
 ) -> None:
-    kb = make_kb(tmp_path / "index", encoder, thresholds, embedding_cache)
+    # a copy of the shared vectors: the sample is not encoded again, the new phrasing is, and stays out of the shared
+    with sqlite3.connect(MODEL_CACHE / "embeddings.sqlite") as shared, sqlite3.connect(tmp_path / "cache.sqlite") as copy:
+        shared.backup(copy)
+    kb = make_kb(tmp_path / "index", encoder, thresholds, EmbeddingCache(tmp_path / "cache.sqlite"))
     kb.reindex(copy_sample(tmp_path, ("ru",)))
     slang = "курьер слился, коробки нет, деньги списали"
     target = "order-not-received"

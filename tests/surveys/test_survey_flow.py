@@ -59,7 +59,7 @@ async def test_a_low_score_reaches_supervisors_with_the_conversation_and_the_com
     await running.say(AGENT, "/next")
     await running.emulator.send_message(AGENT, "Проверю и вернусь.")
     await running.say(AGENT, "/close unresolved")
-    messages = await running.settle(customer.id, quiet=2.0)
+    messages = await running.settle(customer.id)
     survey = next(m for m in messages if (m.text or "").startswith("Насколько вы довольны помощью"))
 
     await running.emulator.press_button(customer, survey, "1")
@@ -104,6 +104,7 @@ async def test_a_forged_or_replayed_tap_changes_nothing(running: Running) -> Non
     assert (await running.app.surveys.get(stored.id)).answers == {"ces": 4}  # type: ignore[union-attr]
 
 
+@pytest.mark.slow  # waits for the silence timer
 async def test_silence_after_an_answer_is_surveyed_once_but_not_during_a_hand_off(
     tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
 ) -> None:
@@ -122,6 +123,7 @@ async def test_silence_after_an_answer_is_surveyed_once_but_not_during_a_hand_of
         assert await running.settle(waiting.id, quiet=1.0) == []
 
 
+@pytest.mark.slow  # waits for the survey to expire
 async def test_a_survey_tap_after_expiry_is_told_the_survey_closed(
     tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str
 ) -> None:
