@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,24 @@ def tokenize(text: str, *, topical: bool = False) -> list[str]:
     return [_STEMS[w] for w in words]
 
 
+_TERMS: dict[str, tuple[tuple[str, ...], np.ndarray, int]] = {}  # document -> its terms, their counts, its length
+_TERMS_KEPT = 50_000
+
+
+def _document_terms(document: str) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """The distinct stemmed words of an article's text, how often each occurs and how many words it has;
+    remembered, so that a reindex that changes a few articles does not tokenise the rest again."""
+    known = _TERMS.get(document)
+    if known is None:
+        tokens = tokenize(document)
+        counted = Counter(tokens)
+        known = (tuple(counted), np.fromiter(counted.values(), dtype=np.float32, count=len(counted)), len(tokens))
+        if len(_TERMS) >= _TERMS_KEPT:
+            _TERMS.clear()
+        _TERMS[document] = known
+    return known
+
+
 class LexicalIndex:
     """BM25 weights of every article (rows) for every stemmed word (columns)."""
 
@@ -71,18 +90,19 @@ class LexicalIndex:
     @classmethod
     def build(cls, documents: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
         vocabulary: dict[str, int] = {}
-        rows, cols, counts = [], [], []
+        columns: list[list[int]] = []
+        counts: list[np.ndarray] = []
+        sizes = np.zeros(len(documents), dtype=np.int64)
         lengths = np.zeros(len(documents), dtype=np.float32)
         for row, document in enumerate(documents):
-            tokens = tokenize(document)
-            lengths[row] = len(tokens)
-            for token, count in Counter(tokens).items():
-                rows.append(row)
-                cols.append(vocabulary.setdefault(token, len(vocabulary)))
-                counts.append(count)
-        tf = np.asarray(counts, dtype=np.float32)
-        row_index = np.asarray(rows, dtype=np.int64)
-        col_index = np.asarray(cols, dtype=np.int64)
+            terms, term_counts, length = _document_terms(document)
+            columns.append([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
+            counts.append(term_counts)
+            sizes[row] = len(terms)
+            lengths[row] = length
+        tf = np.concatenate(counts) if counts else np.zeros(0, dtype=np.float32)
+        row_index = np.repeat(np.arange(len(documents), dtype=np.int64), sizes)
+        col_index = np.fromiter(chain.from_iterable(columns), dtype=np.int64, count=int(sizes.sum()))
         n_docs = max(len(documents), 1)
         df = np.bincount(col_index, minlength=len(vocabulary)).astype(np.float32)
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
