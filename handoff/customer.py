@@ -24,7 +24,6 @@ from intents import detect_language
 __all__ = ["CustomerHandoff"]
 
 
-
 class CustomerHandoff:
     """Implements the dialog's hand-off port on top of the desk."""
 

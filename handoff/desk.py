@@ -29,6 +29,7 @@ from kb_index.errors import ZabotaError
 
 __all__ = ["HandoffDesk", "OpenedTicket", "TakeResult", "TicketNotFound"]
 
+
 class TicketNotFound(ZabotaError, LookupError):
     """No such ticket, or it is not in the state the operation needs."""
 

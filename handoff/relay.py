@@ -44,7 +44,6 @@ return false
 """
 
 
-
 class Relay:
     """Customer ↔ agent message relay with at-least-once storage and at-most-once delivery."""
 

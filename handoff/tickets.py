@@ -19,6 +19,7 @@ class TicketState(StrEnum):
 # Why a customer was handed to a person: the dialog's reasons, one type for both.
 Reason = HandoffReason
 
+
 class Outcome(StrEnum):
     RESOLVED = "resolved"  # the agent solved it
     UNRESOLVED = "unresolved"  # closed without a solution

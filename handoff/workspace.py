@@ -36,7 +36,6 @@ __all__ = ["AgentWorkspace", "load_canned"]
 log = logging.getLogger(__name__)
 
 
-
 class AgentWorkspace:
     """Agents' actions on tickets, with the messages they cause on both sides."""
 

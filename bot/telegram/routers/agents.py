@@ -43,8 +43,6 @@ class IsAgent(Filter):
         return user is not None and await directory.is_agent(user.id)
 
 
-
-
 async def _prepare(message: Message, workspace: AgentWorkspace) -> tuple[int, str]:
     assert message.from_user is not None
     user = message.from_user
