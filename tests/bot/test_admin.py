@@ -27,9 +27,7 @@ async def ask_unanswerable(running: Running) -> None:
         await running.settle(customer.id)
 
 
-async def test_gaps_group_what_customers_asked_largest_first(
-    running: Running, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_gaps_group_what_customers_asked_largest_first(running: Running) -> None:
     await ask_unanswerable(running)
     [reply] = await running.say(ADMIN, "/gaps")
     lines = (reply.text or "").splitlines()
@@ -37,6 +35,12 @@ async def test_gaps_group_what_customers_asked_largest_first(
     assert lines[1].startswith("1. ×3 — ") and "велосипед" in lines[1]
     assert lines[2].startswith("2. ×2 — ") and "вакансии" in lines[2]
 
+
+@pytest.mark.slow  # the command loads the model again
+async def test_the_gaps_command_gives_the_same_groups_as_json(
+    running: Running, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await ask_unanswerable(running)
     settings = running.app.settings
     monkeypatch.setenv("REDIS_URL", settings.redis.url)
     monkeypatch.setenv("ZABOTA_DATA_DIR", str(settings.app.data_dir))

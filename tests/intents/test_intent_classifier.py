@@ -135,6 +135,7 @@ def test_a_saved_model_answers_like_the_trained_one(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier.npz", "intents.json"]
 
 
+@pytest.mark.slow  # trains the intent model again
 def test_load_or_train_retrains_only_when_the_data_changed(
     tmp_path: Path, encoder: Encoder, vector_cache: EmbeddingCache, shipped_examples: list[TrainingExample]
 ) -> None:
@@ -151,6 +152,7 @@ def test_load_or_train_retrains_only_when_the_data_changed(
     assert IntentClassifier.load(tmp_path, encoder).trained_at == retrained.trained_at
 
 
+@pytest.mark.slow  # trains the intent model again
 def test_a_model_saved_for_another_encoder_is_retrained(
     tmp_path: Path, encoder: Encoder, vector_cache: EmbeddingCache, shipped_examples: list[TrainingExample]
 ) -> None:
