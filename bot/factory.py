@@ -304,9 +304,20 @@ def build_bot(
 
 
 def ensure_index(kb: KnowledgeBase, settings: Settings) -> None:
-    """On a first start there is no index yet: build one from KB_SOURCE."""
-    if kb.store.current_version() is None:
+    """On a first start there is no index yet: build one from KB_SOURCE. An index built with another model (a new
+    KB_MODEL, KB_ENGINE or KB_QUANTIZE, or a new version of the model) cannot be searched with this one's
+    questions: it is built again from KB_SOURCE too, rather than every question failing."""
+    version = kb.store.current_version()
+    if version is None:
         log.info("no knowledge-base index yet: building one from %s", settings.kb.source)
+        kb.reindex(settings.kb.source)
+        return
+    built_with = kb.store.read_manifest(version).model_id
+    if built_with != kb.encoder.model_id:
+        log.warning(
+            "the knowledge-base index %s was built with %s, but questions are encoded with %s: building it again "
+            "from %s", version, built_with, kb.encoder.model_id, settings.kb.source,
+        )
         kb.reindex(settings.kb.source)
 
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from bot.core.ports import Customer
 from bot.emulator import EmulatedUser
-from bot.factory import build_knowledge_base
+from bot.factory import build_application, build_knowledge_base
 from bot.logs import configure_logging, mask_personal_data
 from bot.metrics import Metrics, OpsEndpoints
 from handoff import HandoffDesk
-from kb_index import Encoder
+from kb_index import Encoder, IndexStore
 from surveys import SurveyService
 from tests.harness import AGENT_ID, Running, make_settings
 
@@ -167,3 +170,28 @@ def test_a_bad_log_call_does_not_break_the_code_that_logs() -> None:
     finally:
         logging.getLogger().removeHandler(handler)
     assert "two values" in stream.getvalue()
+
+
+async def test_an_index_built_with_another_model_is_built_again_at_start(
+    tmp_path: Path, prepared: Path, encoder: Encoder, clean_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new KB_ENGINE, KB_QUANTIZE or model version: the old index's vectors mean nothing to the new encoder."""
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data, ignore=shutil.ignore_patterns("redis"))
+    store = IndexStore(data / "kb")
+    old = store.current_version()
+    assert old is not None
+    manifest = store.version_dir(old) / "manifest.json"
+    written = json.loads(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps({**written, "model_id": "another-model"}), encoding="utf-8")
+
+    with caplog.at_level(logging.WARNING, logger="bot.factory"):
+        app = await build_application(make_settings(data, clean_redis, ""), encoder=encoder, telegram=False)
+    try:
+        assert store.current_version() != old
+        assert "was built with another-model" in caplog.text
+        customer = Customer(chat_id=1701, user_id=1701, name="Анна", language_code="ru")
+        [answer] = await app.dialog.text(customer, "Как отменить заказ?")
+        assert answer.text.startswith("<b>Как отменить заказ?</b>")  # answered, not "something went wrong"
+    finally:
+        await app.close()
