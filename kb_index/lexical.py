@@ -7,6 +7,7 @@ score, which mostly breaks near-ties between neighbouring articles.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -60,21 +61,24 @@ def tokenize(text: str, *, topical: bool = False) -> list[str]:
     return [_STEMS[w] for w in words]
 
 
-_TERMS: dict[str, tuple[tuple[str, ...], np.ndarray, int]] = {}  # document -> its terms, their counts, its length
+# a document's digest -> its terms, their counts, its length
+_TERMS: dict[bytes, tuple[tuple[str, ...], np.ndarray, int]] = {}
 _TERMS_KEPT = 50_000
 
 
 def _document_terms(document: str) -> tuple[tuple[str, ...], np.ndarray, int]:
     """The distinct stemmed words of an article's text, how often each occurs and how many words it has;
-    remembered, so that a reindex that changes a few articles does not tokenise the rest again."""
-    known = _TERMS.get(document)
+    remembered (under the text's digest, not the text), so that a reindex that changes a few articles does not
+    tokenise the rest again."""
+    digest = hashlib.blake2b(document.encode(), digest_size=16).digest()
+    known = _TERMS.get(digest)
     if known is None:
         tokens = tokenize(document)
         counted = Counter(tokens)
         known = (tuple(counted), np.fromiter(counted.values(), dtype=np.float32, count=len(counted)), len(tokens))
         if len(_TERMS) >= _TERMS_KEPT:
             _TERMS.clear()
-        _TERMS[document] = known
+        _TERMS[digest] = known
     return known
 
 
