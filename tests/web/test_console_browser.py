@@ -106,6 +106,12 @@ async def test_an_agent_takes_answers_and_closes_a_ticket_in_the_browser(
     [canned] = await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)
     assert canned.text == "Проверяю информацию по вашему заказу, это займёт пару минут."
 
+    # An internal note: colleagues see it with who wrote it, as text; the customer never sees it.
+    await olga.get_by_role("textbox", name="Заметки видят только сотрудники").fill("<b>VIP</b> & проверить возврат")
+    await olga.get_by_role("button", name="Добавить внутреннюю заметку").click()
+    await expect(olga.locator("ul.notes li").last).to_have_text("Ольга: <b>VIP</b> & проверить возврат")
+    assert await running.settle(customer.id) == []
+
     # Катя, on the same ticket, sees Ольга typing before her answer arrives.
     await olga.get_by_role("textbox", name="Ваш ответ клиенту").press_sequentially("Секунду")
     await expect(kate.locator(".typing")).to_contain_text("Ольга", timeout=10_000)
