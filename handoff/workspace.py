@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -31,9 +32,22 @@ from handoff.roster import AgentDirectory
 from handoff.tickets import Outcome, Ticket
 from kb_index.articles import Article
 
-__all__ = ["AgentWorkspace", "load_canned"]
+__all__ = ["AgentWorkspace", "TeamChange", "load_canned"]
 
 log = logging.getLogger(__name__)
+
+
+class TeamChange(StrEnum):
+    """What an admin may change in the team (the names the workplace's team form sends)."""
+
+    ADD_AGENT = "add-agent"
+    REMOVE_AGENT = "remove-agent"
+    ADD_SUPERVISOR = "add-supervisor"
+    REMOVE_SUPERVISOR = "remove-supervisor"
+
+    @property
+    def removes(self) -> bool:
+        return self.value.startswith("remove")
 
 
 class AgentWorkspace:
@@ -203,6 +217,21 @@ class AgentWorkspace:
             await self.tell_customer(ticket, "handoff_released", position=position, eta=await self._eta(position, ticket.lang))
             await self.announcements.announce(ticket)
         return released
+
+    async def change_team(self, change: TeamChange, user_id: int) -> bool:
+        """An admin adds or removes an agent or a supervisor (Telegram's ``/agents``, the workplace's team page);
+        False when it changed nothing. Someone who is no longer an agent goes off shift: his tickets go back to
+        the queue and their customers are told."""
+        roster = self.directory.roster
+        changed = await {
+            TeamChange.ADD_AGENT: roster.add_agent,
+            TeamChange.REMOVE_AGENT: roster.remove_agent,
+            TeamChange.ADD_SUPERVISOR: roster.add_supervisor,
+            TeamChange.REMOVE_SUPERVISOR: roster.remove_supervisor,
+        }[change](user_id)
+        if changed and change.removes and not await self.directory.is_agent(user_id):
+            await self.go_offline(user_id)
+        return changed
 
     # ------------------------------------------------------------------ canned replies and articles
 

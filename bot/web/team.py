@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.web.staff import Workplace
 from handoff import HandoffDesk
 from handoff.roster import AgentDirectory
-from handoff.workspace import AgentWorkspace
+from handoff.workspace import AgentWorkspace, TeamChange
 
 __all__ = ["TeamPage"]
 
@@ -65,23 +65,18 @@ class TeamPage:
     async def _change(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:
             me, form = await self.console.checked_post(request, role="admin")
-            roster = self.directory.roster
-            changes = {
-                "add-agent": (roster.add_agent, "team_agent_added"),
-                "remove-agent": (roster.remove_agent, "team_agent_removed"),
-                "add-supervisor": (roster.add_supervisor, "team_supervisor_added"),
-                "remove-supervisor": (roster.remove_supervisor, "team_supervisor_removed"),
+            keys = {
+                TeamChange.ADD_AGENT: "team_agent_added",
+                TeamChange.REMOVE_AGENT: "team_agent_removed",
+                TeamChange.ADD_SUPERVISOR: "team_supervisor_added",
+                TeamChange.REMOVE_SUPERVISOR: "team_supervisor_removed",
             }
             raw = form.get("user", "").strip()
-            if form.get("action") not in changes or not raw.isdigit():
+            if form.get("action") not in keys or not raw.isdigit():
                 key, user_id = "team_usage", 0
             else:
-                user_id = int(raw)
-                change, key = changes[form["action"]]
-                if not await change(user_id):
-                    key = "team_unchanged"
-                elif form["action"].startswith("remove") and not await self.directory.is_agent(user_id):
-                    await self.workspace.go_offline(user_id)  # his tickets back to the queue, customers told
+                user_id, change = int(raw), TeamChange(form["action"])
+                key = keys[change] if await self.workspace.change_team(change, user_id) else "team_unchanged"
             flash = self.console.texts.get(me.lang, key, user=user_id)
             raise web.HTTPSeeOther(f"{ROOT}?m={quote(flash)}")
         return await self.console.guarded(request, handle)

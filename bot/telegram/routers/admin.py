@@ -17,7 +17,7 @@ from bot.core.gaps import GapLog
 from bot.core.texts import Texts
 from bot.settings import Settings
 from handoff.roster import AgentDirectory
-from handoff.workspace import AgentWorkspace
+from handoff.workspace import AgentWorkspace, TeamChange
 from kb_index import KbSourceError, KnowledgeBase
 from kb_index.gaps import group_gaps
 from surveys import SurveyService, build_report, render_chart
@@ -98,18 +98,15 @@ async def agents(
     lang = _lang(message, agent_texts)
     words = (command.args or "").split()
     actions = {
-        "add": (directory.roster.add_agent, "agent_added"),
-        "remove": (directory.roster.remove_agent, "agent_removed"),
-        "add-supervisor": (directory.roster.add_supervisor, "supervisor_added"),
-        "remove-supervisor": (directory.roster.remove_supervisor, "supervisor_removed"),
+        "add": (TeamChange.ADD_AGENT, "agent_added"),
+        "remove": (TeamChange.REMOVE_AGENT, "agent_removed"),
+        "add-supervisor": (TeamChange.ADD_SUPERVISOR, "supervisor_added"),
+        "remove-supervisor": (TeamChange.REMOVE_SUPERVISOR, "supervisor_removed"),
     }
     if len(words) == 2 and words[0] in actions and words[1].isdigit():
-        user_id = int(words[1])
         change, key = actions[words[0]]
-        changed = await change(user_id)
-        if changed and words[0].startswith("remove") and not await directory.is_agent(user_id):
-            await workspace.go_offline(user_id)  # his tickets go back to the queue, their customers told
-        await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=user_id))
+        changed = await workspace.change_team(change, int(words[1]))
+        await message.answer(agent_texts.get(lang, key if changed else "agent_unchanged", agent=int(words[1])))
         return
     if words:
         await message.answer(agent_texts.get(lang, "agents_usage"))
