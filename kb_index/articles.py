@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["Article", "SourceLocation"]
 
@@ -41,9 +42,9 @@ class Article:
         """The article's identity in an index: its id and its language."""
         return (self.id, self.lang)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Changes whenever anything a customer could see or be matched on changes."""
+        """Changes whenever anything a customer could see or be matched on changes (worked out once)."""
         digest = hashlib.sha256()
         for part in (self.id, self.lang, self.title, self.answer, *self.questions, "\x1f", *self.tags):
             digest.update(part.encode("utf-8"))

@@ -166,9 +166,8 @@ class KbIndex:
         lexical = None
         lexical_best = 0.0
         if self._lexical is not None and weights.lexical_weight > 0 and text:
-            lexical = self._lexical.scores(text)
+            lexical, lexical_best = self._lexical.scores(text)
             best = float(lexical.max())
-            lexical_best = float(self._lexical.scores(text, topical=True).max())
             if best > 0:
                 lexical /= best
                 top = np.argpartition(-lexical, min(weights.lexical_candidates, lexical.size - 1))
@@ -214,16 +213,18 @@ class KbIndex:
 
     def score_articles(self, query: np.ndarray, groups: np.ndarray, weights: ScoringWeights) -> np.ndarray:
         """Scores of the articles numbered ``groups``, from every vector each of them has."""
-        starts, ends = self._starts[groups], self._ends[groups]
-        lengths = ends - starts
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+        starts = self._starts[groups]
+        lengths = self._ends[groups] - starts
+        first = np.cumsum(lengths) - lengths  # where each article's rows begin among the rows read
+        rows = np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
         sims = np.asarray(self._vectors[rows], dtype=np.float32) @ query.astype(np.float32)
         is_answer = self._entry_kind[rows] == EntryKind.ANSWER
-        owner = np.repeat(np.arange(groups.size), lengths)
         phrasing = np.full(groups.size, -np.inf, dtype=np.float32)
         answer = np.full(groups.size, -np.inf, dtype=np.float32)
-        np.maximum.at(phrasing, owner[~is_answer], sims[~is_answer])
-        np.maximum.at(answer, owner[is_answer], sims[is_answer])
+        present = lengths > 0  # an article can have no vectors left in a view made for calibrating
+        if rows.size:
+            phrasing[present] = np.maximum.reduceat(np.where(is_answer, -np.inf, sims), first[present])
+            answer[present] = np.maximum.reduceat(np.where(is_answer, sims, -np.inf), first[present])
         w = weights.answer_weight
         both = np.isfinite(phrasing) & np.isfinite(answer)
         return np.where(both, (1 - w) * phrasing + w * answer, np.where(np.isfinite(phrasing), phrasing, answer))

@@ -47,7 +47,14 @@ _STEMS_KEPT = 500_000
 def tokenize(text: str, *, topical: bool = False) -> list[str]:
     """Lower-cased, stemmed words of at least two letters, in the order said (Russian stemmer for Cyrillic,
     English for Latin); ``topical``: without ``STOP_WORDS``."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and not (topical and w in STOP_WORDS)]
+    return _stemmed([w for w in _words(text) if not (topical and w in STOP_WORDS)])
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 1]
+
+
+def _stemmed(words: list[str]) -> list[str]:
     unknown = [w for w in dict.fromkeys(words) if w not in _STEMS]
     if unknown:
         if len(_STEMS) + len(unknown) > _STEMS_KEPT:
@@ -93,20 +100,23 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, documents: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
-        vocabulary: dict[str, int] = {}
-        columns: list[list[int]] = []
+        terms_of: list[tuple[str, ...]] = []
         counts: list[np.ndarray] = []
         sizes = np.zeros(len(documents), dtype=np.int64)
         lengths = np.zeros(len(documents), dtype=np.float32)
         for row, document in enumerate(documents):
             terms, term_counts, length = _document_terms(document)
-            columns.append([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
+            terms_of.append(terms)
             counts.append(term_counts)
             sizes[row] = len(terms)
             lengths[row] = length
+        # Words numbered in the order first seen, looked up without a Python loop over every (article, word).
+        vocabulary = {term: i for i, term in enumerate(dict.fromkeys(chain.from_iterable(terms_of)))}
         tf = np.concatenate(counts) if counts else np.zeros(0, dtype=np.float32)
         row_index = np.repeat(np.arange(len(documents), dtype=np.int64), sizes)
-        col_index = np.fromiter(chain.from_iterable(columns), dtype=np.int64, count=int(sizes.sum()))
+        col_index = np.fromiter(
+            map(vocabulary.__getitem__, chain.from_iterable(terms_of)), dtype=np.int64, count=int(sizes.sum())
+        )
         n_docs = max(len(documents), 1)
         df = np.bincount(col_index, minlength=len(vocabulary)).astype(np.float32)
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
@@ -118,13 +128,36 @@ class LexicalIndex:
         )
         return cls(vocabulary, weights)
 
-    def scores(self, text: str, *, topical: bool = False) -> np.ndarray:
-        """BM25 score of every article for ``text`` (zeros when no word of it is known); ``topical``: from its
-        words but ``STOP_WORDS``."""
-        columns = [self._vocabulary[t] for t in tokenize(text, topical=topical) if t in self._vocabulary]
+    def scores(self, text: str) -> tuple[np.ndarray, float]:
+        """BM25 score of every article for ``text`` (zeros when no word of it is known), and the best score of
+        any article from its words but ``STOP_WORDS`` (how much its topical words say at all).
+
+        Each word's column is read once from the sparse matrix and added up directly: slicing the matrix
+        cost more than the sums on a large knowledge base.
+        """
+        words = _words(text)
+        columns: list[int] = []
+        topical: list[bool] = []
+        for word, term in zip(words, _stemmed(words)):
+            column = self._vocabulary.get(term)
+            if column is not None:
+                columns.append(column)
+                topical.append(word not in STOP_WORDS)
+        count = self._weights.shape[0]
         if not columns:
-            return np.zeros(self._weights.shape[0], dtype=np.float32)
-        return np.asarray(self._weights[:, columns].sum(axis=1), dtype=np.float32).ravel()
+            return np.zeros(count, dtype=np.float32), 0.0
+        indptr, indices, data = self._weights.indptr, self._weights.indices, self._weights.data
+        spans = [(int(indptr[c]), int(indptr[c + 1])) for c in columns]
+        rows = np.concatenate([indices[a:b] for a, b in spans])
+        values = np.concatenate([data[a:b] for a, b in spans])
+        total = np.bincount(rows, weights=values, minlength=count).astype(np.float32)
+        if not any(topical):
+            return total, 0.0
+        if all(topical):
+            return total, float(total.max())
+        kept = np.repeat(np.asarray(topical), [b - a for a, b in spans])
+        best = float(np.bincount(rows[kept], weights=values[kept], minlength=count).max())
+        return total, best
 
     def save(self, folder: Path) -> None:
         sparse.save_npz(folder / "lexical.npz", self._weights.tocsc(), compressed=False)
