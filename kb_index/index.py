@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -21,14 +22,17 @@ from kb_index.confidence import FALLBACK_MODEL, ConfidenceModel, Signals
 from kb_index.errors import IndexUnavailableError, UnknownArticleError
 from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
+from kb_index.threads import available_threads
 
 __all__ = ["EntryKind", "KbIndex", "Ranking", "ScoringWeights"]
 
 # Questions are searched one at a time, and for one question FAISS's OpenMP threads only compete with the
-# encoder's (ONNX Runtime keeps its threads spinning between questions): over 40 000 vectors a search took 18 ms
-# with them and 3 ms without (p50 of a question at 10 000 articles: 32 ms -> 10 ms, `zabota bench search`).
-# Building an approximate index trains on all cores (``kb_index.builder``).
+# encoder's (they spin between questions): over 40 000 vectors a search took 18 ms with them and 3 ms without
+# (p50 of a question at 10 000 articles: 32 ms -> 10 ms, `zabota bench search`). A large exact index is split
+# into parts searched by threads of FAISS's own instead (``_threaded``; see ``kb_index.threads``).
 faiss.omp_set_num_threads(1)
+# From this many vectors a search is long enough for threads to pay (40 000 vectors: 1.2 ms -> 0.7 ms on 2 cores).
+THREADED_SEARCH_FROM = 16_384
 
 
 class EntryKind(IntEnum):
@@ -84,7 +88,7 @@ class KbIndex:
         self._entry_article = entry_article
         self._entry_kind = entry_kind
         self._vectors = vectors
-        self._faiss = faiss_index
+        self._faiss, self._faiss_parts = _threaded(faiss_index)
         self._lexical = lexical
         self._classifier = classifier
         # None: ``score`` reports the raw signals' score as the confidence (used while calibrating).
@@ -228,6 +232,29 @@ class KbIndex:
         w = weights.answer_weight
         both = np.isfinite(phrasing) & np.isfinite(answer)
         return np.where(both, (1 - w) * phrasing + w * answer, np.where(np.isfinite(phrasing), phrasing, answer))
+
+
+def _threaded(index: faiss.Index) -> tuple[faiss.Index, list[faiss.Index]]:
+    """A large exact half-precision index as one part per core, searched in parallel with the same results (ids
+    numbered on across the parts), and the parts, kept alive with the index that searches them."""
+    count = min(available_threads(), 4)
+    if (
+        count < 2
+        or index.ntotal < THREADED_SEARCH_FROM
+        or not isinstance(index, faiss.IndexScalarQuantizer)
+        or index.sq.qtype != faiss.ScalarQuantizer.QT_fp16
+    ):
+        return index, []
+    codes = faiss.vector_to_array(index.codes).reshape(index.ntotal, index.code_size)
+    shards: Any = faiss.IndexShards(index.d, True)  # threaded
+    shards.successive_ids = True  # a part's ids go on from the part before
+    parts: list[Any] = []
+    for chunk in np.array_split(codes, count):
+        part = faiss.IndexScalarQuantizer(index.d, faiss.ScalarQuantizer.QT_fp16, index.metric_type)
+        part.add_sa_codes(np.ascontiguousarray(chunk))
+        shards.add_shard(part)
+        parts.append(part)
+    return shards, parts
 
 
 def _read_articles(path: Path) -> list[Article]:

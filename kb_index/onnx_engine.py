@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -23,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from kb_index.errors import ModelPreparationError
+from kb_index.threads import available_threads
 
 __all__ = [
     "EXPORT_FORMAT",
     "MIN_COSINE_VS_TORCH",
     "OnnxExport",
     "OnnxSentenceModel",
-    "available_threads",
     "onnx_export_dir",
     "prepare_onnx_model",
 ]
@@ -60,14 +59,6 @@ CHECK_TEXTS = (
     "Your parcel is kept at the pick-up point for seven days; after that it is returned to the warehouse and the "
     "money goes back to the card it was paid with within three to five working days.",
 )
-
-
-def available_threads() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def onnx_export_dir(model_folder: Path) -> Path:
@@ -374,6 +365,8 @@ class OnnxSentenceModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spin while a question is encoded, not after: the search that follows runs threads of its own.
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])

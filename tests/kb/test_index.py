@@ -336,3 +336,21 @@ def test_search_needs_a_built_index(tmp_path: Path, encoder: Encoder, thresholds
 
 def test_the_sample_loads_from_the_shipped_folder() -> None:
     assert len({a.id for a in load_articles(SAMPLE_KB)}) >= 40
+
+
+def test_a_large_index_searched_by_several_threads_finds_what_one_search_finds(
+    sample_kb: KnowledgeBase, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb_index import index as index_module
+
+    whole = index_module.KbIndex.load(sample_kb.store)
+    monkeypatch.setattr(index_module, "THREADED_SEARCH_FROM", 1)
+    monkeypatch.setattr(index_module, "available_threads", lambda: 3)
+    split = index_module.KbIndex.load(sample_kb.store)
+    assert len(split._faiss_parts) == 3
+    weights = sample_kb.weights
+    for question in ["где мой заказ", "як повернути товар", "card payment failed", "рецепт борща"]:
+        vector = encoder.encode_queries([question])[0]
+        one, threaded = whole.score(vector, weights, 5, question), split.score(vector, weights, 5, question)
+        assert threaded.matches == one.matches
+        assert threaded.confidence == one.confidence
