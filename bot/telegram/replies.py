@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
@@ -19,7 +22,12 @@ from aiogram.types import (
 from bot.core.ports import Action, Button, Reply
 from bot.core.texts import Texts
 
-__all__ = ["DialogCallback", "inline_keyboard", "menu_keyboard", "send_replies"]
+__all__ = ["DialogCallback", "inline_keyboard", "menu_keyboard", "send_replies", "typing_while_slow"]
+
+log = logging.getLogger(__name__)
+
+TYPING_AFTER = 0.5  # seconds an answer may take before the customer is shown "typing…"
+TYPING_LASTS = 4.5  # Telegram shows it for 5 s or until the next message: shown again while the answer takes
 
 
 class DialogCallback(CallbackData, prefix="d"):
@@ -90,3 +98,27 @@ def parse_action(value: str) -> Action | None:
         return Action(value)
     except ValueError:
         return None
+
+
+@asynccontextmanager
+async def typing_while_slow(bot: Bot, chat_id: int, after: float | None = None) -> AsyncIterator[None]:
+    """Shows the customer "typing…" if what runs inside takes longer than ``after`` seconds (``TYPING_AFTER``).
+
+    A quick answer needs no indicator, and asking Telegram for it first would delay every answer by a round
+    trip (and cost a request of the bot's budget); a slow one, when many customers ask at once, shows it.
+    """
+    async def show() -> None:
+        await asyncio.sleep(TYPING_AFTER if after is None else after)
+        while True:
+            try:
+                await bot.send_chat_action(chat_id, "typing")
+            except Exception as exc:  # only a courtesy: the answer itself is what counts
+                log.debug("could not show typing in chat %s: %s", chat_id, exc)
+                return
+            await asyncio.sleep(TYPING_LASTS)
+
+    indicator = asyncio.create_task(show(), name=f"typing-{chat_id}")
+    try:
+        yield
+    finally:
+        indicator.cancel()

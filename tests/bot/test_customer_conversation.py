@@ -3,6 +3,7 @@ the encoder and the sample knowledge base are the shipped ones. Assertions are o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -55,6 +56,29 @@ async def test_a_question_gets_the_whole_article_and_did_this_help(running: Runn
     assert decision["text"] == "answer"
     assert decision["data"]["matches"][0]["article_id"] == "cancel-order"  # type: ignore[index]
     assert any(t["kind"] == "feedback" and t["text"] == "helpful" for t in log)
+
+
+async def test_typing_shows_only_while_a_slow_answer_is_prepared(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.telegram import replies
+
+    [answer] = await running.say(RU, "Как отменить заказ?")
+    assert answer.text is not None and answer.text.startswith("Как отменить заказ?")
+    assert running.emulator.chat_actions == []  # answered at once: no "typing…" first, no request spent on it
+
+    kb = running.app.kb
+    search = kb.search_async
+
+    async def slow_search(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(0.6)
+        return await search(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replies, "TYPING_AFTER", 0.1)
+    monkeypatch.setattr(kb, "search_async", slow_search)
+    [answer] = await running.say(RU, "Сколько стоит доставка?")
+    assert answer.text is not None and answer.text.startswith("Сколько стоит доставка")
+    assert [(a.chat_id, a.action) for a in running.emulator.chat_actions] == [(RU.id, "typing")]
 
 
 async def test_ukrainian_customer_reads_the_ukrainian_version(running: Running) -> None:

@@ -16,7 +16,7 @@ from bot.core.dialog import CustomerDialog
 from bot.core.ports import Action, Customer, Reply
 from bot.core.texts import Texts
 from bot.telegram.delivery import message_kind
-from bot.telegram.replies import DialogCallback, TrackCallback, parse_action, send_replies
+from bot.telegram.replies import DialogCallback, TrackCallback, parse_action, send_replies, typing_while_slow
 from bot.telegram.surveys import SurveyMessenger
 from handoff import HandoffDesk
 from handoff.customer import CustomerHandoff
@@ -119,8 +119,8 @@ async def text_message(
         return
     if await _relayed(message, desk, relay, (customer_handoff, dialog)):
         return
-    await bot.send_chat_action(message.chat.id, "typing")
-    replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
+    async with typing_while_slow(bot, message.chat.id):
+        replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
     await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
 
 
