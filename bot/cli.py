@@ -169,6 +169,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_search.add_argument("--json", action="store_true")
     bench_search.set_defaults(handler=_bench_search)
+    bench_approximate = bench.add_parser(
+        "approximate", help="what the approximate index costs in answers, on real knowledge bases and questions"
+    )
+    bench_approximate.add_argument(
+        "--set", nargs=2, action="append", required=True, metavar=("KB", "QUERIES"),
+        help="a knowledge base and its questions (JSON lines, as for kb eval); repeat for several",
+    )
+    bench_approximate.add_argument("--json", action="store_true")
+    bench_approximate.set_defaults(handler=_bench_approximate)
     bench_e2e = bench.add_parser("e2e", help="the whole bot against the Bot API emulator: customers asking at once")
     bench_e2e.add_argument("--customers", type=int, default=300, help="customers who ask at the same moment")
     bench_e2e.add_argument("--json", action="store_true")
@@ -442,6 +451,25 @@ def _bench_table(results: list[dict[str, object]]) -> str:
     lines = [" | ".join(label for _, label in columns), " | ".join("---" for _ in columns)]
     lines += [" | ".join(cells) for cells in rows]
     return "\n".join(lines)
+
+
+def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
+    from kb_index.bench import approximate_recall
+
+    encoder = build_encoder(settings)
+    kb = build_knowledge_base(settings, encoder)
+    sets = [(Path(kb_path), Path(queries)) for kb_path, queries in args.set]
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-") as workdir:
+        results = approximate_recall(encoder, kb.cache, sets, Path(workdir))
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    columns = ["vectors", "questions", "cells", "probed", "share", "first_missed", "first_three_missed", "search_ms"]
+    print(" | ".join(columns))
+    print(" | ".join("---" for _ in columns))
+    for row in results:
+        print(" | ".join(str(row[c]) for c in columns))
+    return 0
 
 
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:

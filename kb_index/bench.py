@@ -20,20 +20,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
+import faiss
+import numpy as np
+
 from kb_index.articles import Article
-from kb_index.builder import BuildOptions
+from kb_index.builder import BuildOptions, build_faiss_index, build_version
 from kb_index.decision import DecisionThresholds
-from kb_index.embedding_cache import EmbeddingCache
+from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
+from kb_index.evaluation import load_queries
 from kb_index.service import KnowledgeBase
 from kb_index.sources import load_articles
 from kb_index.store import IndexStore
+from kb_index.text import normalize_text
 
-__all__ = ["ENGINE_CHOICES", "engine_settings", "grow_articles", "run_benchmark", "run_size"]
+__all__ = ["ENGINE_CHOICES", "approximate_recall", "engine_settings", "grow_articles", "run_benchmark", "run_size"]
 
 ENGINE_CHOICES = ("torch", "torch-int8", "onnx", "onnx-int8")
 
@@ -285,3 +291,65 @@ def _child(raw: str) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1])
+
+
+def approximate_recall(
+    encoder: Encoder,
+    cache: EmbeddingCache | None,
+    sets: Sequence[tuple[Path, Path]],
+    workdir: Path,
+    *,
+    shares: Sequence[int] = (32, 16, 8, 4),
+    depth: int = 64,
+) -> list[dict[str, object]]:
+    """What the approximate index (``KB_APPROXIMATE_ABOVE``) costs in answers, on real knowledge bases.
+
+    Each (knowledge base, questions) pair is indexed as the bot would index it; all their vectors make one
+    index, searched by all their questions, exactly and with the inverted file probing 1/``share`` of its cells.
+    For each share: how often the nearest ``depth`` vectors it finds miss the article an exact search ranks first
+    (the bot can then not answer with it), or one of the exact first three, and the time of one search.
+    """
+    vectors: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    questions: list[np.ndarray] = []
+    articles = 0
+    for number, (kb_path, queries_path) in enumerate(sets):
+        store = IndexStore(workdir / f"set-{number}")
+        build_version(store, encoder, load_articles(kb_path), cache=cache, source=str(kb_path))
+        folder = store.version_dir(cast(str, store.current_version()))
+        vectors.append(np.load(folder / "vectors.npy"))
+        with np.load(folder / "entries.npz") as entries:
+            owners.append(entries["article"].astype(np.int64) + articles)
+            articles = int(owners[-1].max()) + 1
+        texts = [t for t in (normalize_text(q.query) for q in load_queries(queries_path)) if t]
+        questions.append(encode_cached(encoder, cache, texts, "query")[0])
+    corpus = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
+    owner = np.concatenate(owners)
+    asked = np.ascontiguousarray(np.vstack(questions), dtype=np.float32)
+    exact = faiss.IndexFlatIP(corpus.shape[1])
+    exact.add(corpus)
+    _, truth = exact.search(asked, depth)
+
+    def first_articles(found: np.ndarray, count: int) -> list[int]:
+        ordered = dict.fromkeys(int(a) for a in owner[found[found >= 0]])
+        return list(ordered)[:count]
+
+    expected = [first_articles(row, 3) for row in truth]
+    results = []
+    for share in shares:
+        index, info = build_faiss_index(corpus, articles, 0, probed_share=share)
+        _, found = index.search(asked, depth)
+        reached = [set(owner[row[row >= 0]].tolist()) for row in found]
+        started = time.perf_counter()
+        for row in asked[:300]:
+            index.search(row.reshape(1, -1), depth)
+        results.append({
+            "vectors": len(corpus), "questions": len(asked), "cells": info["nlist"], "probed": info["nprobe"],
+            "share": f"1/{share}",
+            "first_missed": round(sum(1 for e, r in zip(expected, reached) if e[0] not in r) / len(asked), 4),
+            "first_three_missed": round(
+                sum(1 for e, r in zip(expected, reached) if not set(e) <= r) / len(asked), 4
+            ),
+            "search_ms": round((time.perf_counter() - started) / min(300, len(asked)) * 1000, 3),
+        })
+    return results

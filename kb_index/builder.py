@@ -33,7 +33,7 @@ from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 from kb_index.threads import available_threads
 
-__all__ = ["BuildOptions", "BuildProgress", "ReindexSummary", "build_version"]
+__all__ = ["PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version"]
 
 NORMALIZED_FILE = "normalized.json"  # each article version's normalised texts, for the next build to reuse
 # Normalised texts are reused only by the code that made them: any change to the normalisation makes them anew.
@@ -156,7 +156,7 @@ def build_version(
     vectors, encoded = encode_cached(encoder, cache, texts, "document", encode_progress)
     if progress:
         progress("indexing", 0, 1)
-    faiss_index, index_info = _build_faiss(vectors, len(groups), options.approximate_above)
+    faiss_index, index_info = build_faiss_index(vectors, len(groups), options.approximate_above)
     lexical = LexicalIndex.build(["\n".join(parts) for parts in lexical_documents])
     classifier, classifier_vectors, classifier_encoded = _train_classifier(
         encoder, cache, texts, entry_article, entry_kind, len(groups), options
@@ -329,7 +329,18 @@ def _kept_calibration(
     return {**calibration, "changes_since": since, "kept": True}
 
 
-def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> tuple[faiss.Index, dict[str, object]]:
+# An inverted file searches 1/PROBED_SHARE of its cells. On the evaluation sets' knowledge bases together (27 000
+# vectors, their 10 000 questions; `zabota bench approximate`) probing 1/32 missed the article an exact search
+# ranks first for 2.8 % of the questions and one of its first three for 17.6 %; 1/8 for 0.7 % and 4.6 %, in 0.24 ms
+# a search instead of 0.10 ms.
+PROBED_SHARE = 8
+
+
+def build_faiss_index(
+    vectors: np.ndarray, articles: int, approximate_above: int, *, probed_share: int | None = None
+) -> tuple[faiss.Index, dict[str, object]]:
+    """The FAISS index of a version: exact up to ``approximate_above`` articles, an inverted file above, searching
+    1/``probed_share`` of its cells (``PROBED_SHARE``)."""
     dimension = vectors.shape[1]
     if articles <= approximate_above or len(vectors) < 1024:
         # Every vector, kept in half precision: the candidates found are scored again from the full-precision
@@ -352,7 +363,7 @@ def _build_faiss(vectors: np.ndarray, articles: int, approximate_above: int) -> 
         index.add(vectors)
     finally:
         faiss.omp_set_num_threads(1)  # back to one question at a time (``kb_index.index``)
-    nprobe = max(8, nlist // 32)
+    nprobe = max(8, nlist // (probed_share or PROBED_SHARE))
     index.nprobe = nprobe
     return index, {"kind": "ivf", "nlist": nlist, "nprobe": nprobe}
 

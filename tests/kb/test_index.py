@@ -354,3 +354,29 @@ def test_a_large_index_searched_by_several_threads_finds_what_one_search_finds(
         one, threaded = whole.score(vector, weights, 5, question), split.score(vector, weights, 5, question)
         assert threaded.matches == one.matches
         assert threaded.confidence == one.confidence
+
+
+def test_the_approximate_index_of_a_large_base_finds_what_the_exact_one_finds() -> None:
+    import faiss
+
+    from kb_index.builder import PROBED_SHARE, build_faiss_index
+
+    rng = np.random.default_rng(3)
+    topics = rng.standard_normal((200, 64)).astype(np.float32)
+    vectors = topics[rng.integers(0, 200, 20_000)] + 0.6 * rng.standard_normal((20_000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    questions = vectors[rng.choice(20_000, 500, replace=False)] + 0.3 * rng.standard_normal((500, 64)).astype(np.float32)
+
+    approximate, info = build_faiss_index(vectors, articles=5_000, approximate_above=1_000)
+    assert info["kind"] == "ivf" and info["nprobe"] == max(8, int(info["nlist"]) // PROBED_SHARE)  # type: ignore[call-overload]
+    exact = faiss.IndexFlatIP(64)
+    exact.add(vectors)
+    _, expected = exact.search(questions, 1)
+    _, found = approximate.search(questions, 64)
+    missed = sum(1 for first, row in zip(expected[:, 0], found) if first not in row)
+    assert missed <= 0.02 * len(questions)
+
+    small, info = build_faiss_index(vectors, articles=1_000, approximate_above=1_000)
+    assert info["kind"] == "flat"
+    _, found = small.search(questions, 1)
+    assert (found[:, 0] == expected[:, 0]).mean() > 0.99  # half precision: only near-ties may swap
