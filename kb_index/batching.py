@@ -19,9 +19,8 @@ __all__ = ["QueryBatcher"]
 class QueryBatcher:
     """Collects single encode requests into batches of at most ``max_batch``.
 
-    The encoder does more short questions a second in larger batches (on 2 cores, ONNX Runtime full precision:
-    212 a second in batches of 32, 251 in batches of 64), so a burst of customers is cleared sooner; a
-    question asked alone still waits at most ``max_wait`` for company.
+    The encoder does more short questions a second in larger batches, so a burst of customers is cleared
+    sooner; a question asked alone still waits at most ``max_wait`` for company.
     """
 
     def __init__(
