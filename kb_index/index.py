@@ -31,7 +31,7 @@ __all__ = ["EntryKind", "KbIndex", "Ranking", "ScoringWeights"]
 # (p50 of a question at 10 000 articles: 32 ms -> 10 ms, `zabota bench search`). A large exact index is split
 # into parts searched by threads of FAISS's own instead (``_threaded``; see ``kb_index.threads``).
 faiss.omp_set_num_threads(1)
-# From this many vectors a search is long enough for threads to pay (40 000 vectors: 1.2 ms -> 0.7 ms on 2 cores).
+# From this many vectors a search is long enough for threads to pay (40 000 vectors on 2 cores: about 40 % less).
 THREADED_SEARCH_FROM = 16_384
 
 
