@@ -92,11 +92,17 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
             await emulator.stop()
 
 
-async def run_e2e(settings: Settings, customers: int, *, timeout: float = 180.0) -> list[dict[str, object]]:
+async def run_e2e(
+    settings: Settings, customers: int, *, runs: int = 1, timeout: float = 180.0
+) -> list[dict[str, object]]:
+    """Each mode ``runs`` times (a row each): single bursts of a few seconds vary from run to run on a shared
+    machine, so compare changes over several."""
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)  # a line per update would be most of the time
     results = []
     for limits in (True, False):
-        started = time.perf_counter()
-        results.append(await _one_run(settings, customers, limits=limits, timeout=timeout))
-        logging.getLogger(__name__).info("run done in %.0f s", time.perf_counter() - started)
+        for run in range(1, runs + 1):
+            started = time.perf_counter()
+            row = await _one_run(settings, customers, limits=limits, timeout=timeout)
+            results.append({"limits": row.pop("limits"), "run": run, **row})
+            logging.getLogger(__name__).info("run done in %.0f s", time.perf_counter() - started)
     return results

@@ -180,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_approximate.set_defaults(handler=_bench_approximate)
     bench_e2e = bench.add_parser("e2e", help="the whole bot against the Bot API emulator: customers asking at once")
     bench_e2e.add_argument("--customers", type=int, default=300, help="customers who ask at the same moment")
+    bench_e2e.add_argument("--runs", type=int, default=1, help="runs of each mode (a row each)")
     bench_e2e.add_argument("--json", action="store_true")
     bench_e2e.set_defaults(handler=_bench_e2e)
     bench_widget = bench.add_parser(
@@ -475,7 +476,7 @@ def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_e2e import run_e2e
 
-    return _print_rows(_on_loop(run_e2e(settings, args.customers)), as_json=args.json)
+    return _print_rows(_on_loop(run_e2e(settings, args.customers, runs=max(1, args.runs))), as_json=args.json)
 
 
 def _bench_console(args: argparse.Namespace, settings: Settings) -> int:
