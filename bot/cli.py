@@ -462,15 +462,7 @@ def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
     sets = [(Path(kb_path), Path(queries)) for kb_path, queries in args.set]
     with tempfile.TemporaryDirectory(prefix="zabota-bench-") as workdir:
         results = approximate_recall(encoder, kb.cache, sets, Path(workdir))
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    columns = ["vectors", "questions", "cells", "probed", "share", "first_missed", "first_three_missed", "search_ms"]
-    print(" | ".join(columns))
-    print(" | ".join("---" for _ in columns))
-    for row in results:
-        print(" | ".join(str(row[c]) for c in columns))
-    return 0
+    return _print_rows(results, as_json=args.json)
 
 
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:

@@ -101,14 +101,14 @@ def parse_action(value: str) -> Action | None:
 
 
 @asynccontextmanager
-async def typing_while_slow(bot: Bot, chat_id: int, after: float | None = None) -> AsyncIterator[None]:
-    """Shows the customer "typing…" if what runs inside takes longer than ``after`` seconds (``TYPING_AFTER``).
+async def typing_while_slow(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+    """Shows the customer "typing…" if what runs inside takes longer than ``TYPING_AFTER`` seconds.
 
     A quick answer needs no indicator, and asking Telegram for it first would delay every answer by a round
     trip (and cost a request of the bot's budget); a slow one, when many customers ask at once, shows it.
     """
     async def show() -> None:
-        await asyncio.sleep(TYPING_AFTER if after is None else after)
+        await asyncio.sleep(TYPING_AFTER)
         while True:
             try:
                 await bot.send_chat_action(chat_id, "typing")
