@@ -461,7 +461,11 @@ def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
     kb = build_knowledge_base(settings, encoder)
     sets = [(Path(kb_path), Path(queries)) for kb_path, queries in args.set]
     with tempfile.TemporaryDirectory(prefix="zabota-bench-") as workdir:
-        results = approximate_recall(encoder, kb.cache, sets, Path(workdir))
+        try:
+            results = approximate_recall(encoder, kb.cache, sets, Path(workdir))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return _print_rows(results, as_json=args.json)
 
 

@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from kb_index.articles import Article
-from kb_index.builder import BuildOptions, build_faiss_index, build_version
+from kb_index.builder import APPROXIMATE_FROM_VECTORS, BuildOptions, build_faiss_index, build_version
 from kb_index.decision import DecisionThresholds
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
@@ -324,6 +324,11 @@ def approximate_recall(
         texts = [t for t in (normalize_text(q.query) for q in load_queries(queries_path)) if t]
         questions.append(encode_cached(encoder, cache, texts, "query")[0])
     corpus = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
+    if len(corpus) < APPROXIMATE_FROM_VECTORS:
+        raise ValueError(
+            f"these knowledge bases have {len(corpus)} vectors together; an approximate index is only built from "
+            f"{APPROXIMATE_FROM_VECTORS}: add larger knowledge bases (--set KB QUERIES)"
+        )
     owner = np.concatenate(owners)
     asked = np.ascontiguousarray(np.vstack(questions), dtype=np.float32)
     exact = faiss.IndexFlatIP(corpus.shape[1])

@@ -33,7 +33,7 @@ from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 from kb_index.threads import available_threads
 
-__all__ = ["PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version"]
+__all__ = ["APPROXIMATE_FROM_VECTORS", "PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version"]
 
 NORMALIZED_FILE = "normalized.json"  # each article version's normalised texts, for the next build to reuse
 # Normalised texts are reused only by the code that made them: any change to the normalisation makes them anew.
@@ -334,6 +334,7 @@ def _kept_calibration(
 # ranks first for 2.8 % of the questions and one of its first three for 17.6 %; 1/8 for 0.7 % and 4.6 %, in 0.24 ms
 # a search instead of 0.10 ms.
 PROBED_SHARE = 8
+APPROXIMATE_FROM_VECTORS = 1024  # fewer vectors are always searched exactly
 
 
 def build_faiss_index(
@@ -342,7 +343,7 @@ def build_faiss_index(
     """The FAISS index of a version: exact up to ``approximate_above`` articles, an inverted file above, searching
     1/``probed_share`` of its cells (``PROBED_SHARE``)."""
     dimension = vectors.shape[1]
-    if articles <= approximate_above or len(vectors) < 1024:
+    if articles <= approximate_above or len(vectors) < APPROXIMATE_FROM_VECTORS:
         # Every vector, kept in half precision: the candidates found are scored again from the full-precision
         # vectors (``KbIndex.score_articles``), so at most the order of near-equal candidates at the cut can
         # differ, and a search reads half the memory (at 40 000 vectors: 1.2 ms a question instead of 2.3 ms).
