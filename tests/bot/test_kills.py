@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 CUSTOMERS = 40
 SECRET = "kill-test-secret"
 # Answered, answered, answered, a choice of articles: each customer asks one.
-QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Не проходит оплата картой", "у меня сломалась стиральная машина"]
+QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Не проходит оплата картой",
+             "у меня сломалась стиральная машина, что делать"]
 
 
 class BotProcess:
