@@ -42,6 +42,9 @@ EXPORT_FORMAT = 2  # bump when the export changes, so that older exports are red
 # What int8 covers: the fused attention blocks and the other matrix products. The word-embedding table stays
 # float: quantising it too saves 290 MB but cost 2.4 points of top-1 on rutube_ru, against 0.5 without it.
 _INT8_OPERATORS = ["MatMul", "Attention"]
+# A batch holds at most this many tokens with its padding (past its first text): short questions still go 32 at a
+# time, 250-token passages 8 at a time, which encodes a knowledge base's texts about 8 % faster on int8.
+_BATCH_TOKENS = 2048
 
 # Questions and passages in the product's languages, short and long, clean and noisy: the export must agree with
 # torch on every one of them, as a query and as a document.
@@ -395,9 +398,8 @@ class OnnxSentenceModel:
         # time, whatever other customers ask at that moment (passages are encoded once and cached).
         step = 1 if self.exact_queries and role == "query" else batch_size or self._batch_size
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), step):
-            rows = order[start : start + step]
-            width = max(len(encodings[i].ids) for i in rows)
+        for rows in _batches(order, [len(e.ids) for e in encodings], step):
+            width = len(encodings[rows[-1]].ids)
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for row, i in enumerate(rows):
@@ -421,3 +423,17 @@ class OnnxSentenceModel:
             batch_size=batch_size,
             exact_queries=quantize == "int8",
         )
+
+
+def _batches(order: list[int], lengths: list[int], rows: int) -> list[list[int]]:
+    """``order`` (indices sorted by length) cut into batches of at most ``rows`` texts and ``_BATCH_TOKENS``."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) >= rows or (len(batch) + 1) * lengths[i] > _BATCH_TOKENS):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        batches.append(batch)
+    return batches
