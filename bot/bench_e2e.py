@@ -1,20 +1,24 @@
 """End-to-end benchmark: the real bot (long polling through the inbox) against the Bot API emulator.
 
-``zabota bench e2e`` starts the emulator, an embedded Redis and the whole application in this process, on a
-data folder of its own (the index is built from ``KB_SOURCE``; the model and cached vectors are shared with the
-configured cache). ``customers`` customers each send one question at the same moment; the figures are how fast
-they are all answered: customers answered per second, the time until the last answer, the time from question to
-answer (p50, p99), and Bot API messages per answer. It runs twice: with Telegram's outgoing limits (the bot
-paces itself; the emulator answers 429 past them) and with the limits lifted, to show what the bot itself can do.
+``zabota bench e2e`` runs the whole application, with an embedded Redis, in this process, on a data folder of
+its own (the index is built from ``KB_SOURCE``; the model and cached vectors are shared with the configured
+cache), and Telegram's side in a second process: the emulator and the customers, as Telegram's servers and
+customers are not on the bot's machine either (they still share its cores here). ``customers`` customers each
+send one question at the same moment; the figures are how fast they are all answered: customers answered per
+second, the time until the last answer, the time from question to answer (p50, p99), and Bot API messages per
+answer. It runs twice: with Telegram's outgoing limits (the bot paces itself; the emulator answers 429 past them)
+and with the limits lifted, to show what the bot itself can do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bot.emulator import EmulatedUser, EmulatorTimeoutError, FloodLimits, TelegramEmulator
@@ -28,53 +32,86 @@ QUESTIONS = ["Как отменить заказ?", "Сколько стоит �
 async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout: float) -> dict[str, object]:
     from bot.factory import build_application
 
-    with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
-        run_settings = Settings(
-            app=settings.app.model_copy(update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}),
-            kb=settings.kb,
-            redis=settings.redis.model_copy(update={"url": ""}),  # embedded, in the temporary folder
-            dialog=settings.dialog.model_copy(update={"flood_limit": 1000}),
-            handoff=settings.handoff,
-            surveys=settings.surveys,
-            actions=settings.actions,
-        )
-        emulator = TelegramEmulator(flood_limits=FloodLimits() if limits else None)
-        await emulator.start()
-        run_settings.telegram = settings.telegram.model_copy(
-            update={"api_base": emulator.base_url, "outgoing_limits": limits}
-        )
-        try:
-            app = await build_application(run_settings, token=emulator.token)
-        except BaseException:
-            await emulator.stop()
-            raise
-        app.start_background()
-        polling = asyncio.create_task(app.run_polling(timeout=1))
-        try:
-            users = [EmulatedUser(id=100_000 + n, first_name="Анна", language_code="ru") for n in range(customers)]
-            loop = asyncio.get_running_loop()
-            waits: list[float] = []
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    telegram = context.Process(target=_telegram_side, args=(theirs, customers, limits, timeout), daemon=True)
+    telegram.start()
+    try:
+        base_url, token = await loop.run_in_executor(None, ours.recv)
+        with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
+            run_settings = Settings(
+                app=settings.app.model_copy(
+                    update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}
+                ),
+                kb=settings.kb,
+                redis=settings.redis.model_copy(update={"url": ""}),  # embedded, in the temporary folder
+                dialog=settings.dialog.model_copy(update={"flood_limit": 1000}),
+                handoff=settings.handoff,
+                surveys=settings.surveys,
+                actions=settings.actions,
+            )
+            run_settings.telegram = settings.telegram.model_copy(
+                update={"api_base": base_url, "outgoing_limits": limits}
+            )
+            app = await build_application(run_settings, token=token)
+            app.start_background()
+            polling = asyncio.create_task(app.run_polling(timeout=1))
+            try:
+                ours.send("ask")
+                row: dict[str, object] = await loop.run_in_executor(None, ours.recv)
+                return row
+            finally:
+                app.stop()
+                await asyncio.gather(polling, return_exceptions=True)
+                await app.close()
+    finally:
+        ours.close()
+        await loop.run_in_executor(None, telegram.join, 30)
+        if telegram.is_alive():
+            telegram.kill()
 
-            unanswered = 0
 
-            async def ask(user: EmulatedUser, question: str) -> None:
-                nonlocal unanswered
-                asked = loop.time()
-                await emulator.send_message(user, question)
-                try:
-                    await emulator.wait_for_bot_messages(user.id, 1, timeout=timeout)
-                except EmulatorTimeoutError:
-                    unanswered += 1
-                    return
-                waits.append(loop.time() - asked)
+def _telegram_side(pipe: Connection, customers: int, limits: bool, timeout: float) -> None:
+    """Telegram's side of a run, in its own process: the emulator, then the customers once the bot is polling."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_customers_ask(pipe, customers, limits, timeout))
+    else:
+        uvloop.run(_customers_ask(pipe, customers, limits, timeout))
 
-            started = loop.time()
-            await asyncio.gather(*(ask(u, QUESTIONS[n % len(QUESTIONS)]) for n, u in enumerate(users)))
-            elapsed = loop.time() - started
-            await asyncio.sleep(1.0)  # the rest of each reply, if an answer were more than one message
-            sent = sum(len(emulator.bot_messages(u.id)) for u in users)
-            waits.sort()
-            return {
+
+async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    emulator = TelegramEmulator(flood_limits=FloodLimits() if limits else None)
+    await emulator.start()
+    try:
+        pipe.send((emulator.base_url, emulator.token))
+        await loop.run_in_executor(None, pipe.recv)  # the bot is polling
+        users = [EmulatedUser(id=100_000 + n, first_name="Анна", language_code="ru") for n in range(customers)]
+        waits: list[float] = []
+        unanswered = 0
+
+        async def ask(user: EmulatedUser, question: str) -> None:
+            nonlocal unanswered
+            asked = loop.time()
+            await emulator.send_message(user, question)
+            try:
+                await emulator.wait_for_bot_messages(user.id, 1, timeout=timeout)
+            except EmulatorTimeoutError:
+                unanswered += 1
+                return
+            waits.append(loop.time() - asked)
+
+        started = loop.time()
+        await asyncio.gather(*(ask(u, QUESTIONS[n % len(QUESTIONS)]) for n, u in enumerate(users)))
+        elapsed = loop.time() - started
+        await asyncio.sleep(1.0)  # the rest of each reply, if an answer were more than one message
+        sent = sum(len(emulator.bot_messages(u.id)) for u in users)
+        waits.sort()
+        pipe.send(
+            {
                 "limits": "Telegram's" if limits else "lifted",
                 "customers": customers,
                 "answered_per_second": round(len(waits) / elapsed, 1),
@@ -85,11 +122,10 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
                 "rejected_429": emulator.flood_rejections,
                 "unanswered": unanswered,
             }
-        finally:
-            app.stop()
-            await asyncio.gather(polling, return_exceptions=True)
-            await app.close()
-            await emulator.stop()
+        )
+    finally:
+        await emulator.stop()
+        pipe.close()
 
 
 async def run_e2e(
