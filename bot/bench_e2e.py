@@ -37,6 +37,7 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
     ours, theirs = context.Pipe()
     telegram = context.Process(target=_telegram_side, args=(theirs, customers, limits, timeout), daemon=True)
     telegram.start()
+    theirs.close()  # the child's end lives in the child: if it dies, ``recv`` here ends instead of waiting forever
     try:
         base_url, token = await loop.run_in_executor(None, ours.recv)
         with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
