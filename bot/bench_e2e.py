@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bot.emulator import EmulatedUser, EmulatorTimeoutError, FloodLimits, TelegramEmulator
+from bot.event_loop import run_on_uvloop
 from bot.settings import Settings
 
 __all__ = ["run_e2e"]
@@ -75,12 +76,7 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
 
 def _telegram_side(pipe: Connection, customers: int, limits: bool, timeout: float) -> None:
     """Telegram's side of a run, in its own process: the emulator, then the customers once the bot is polling."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_customers_ask(pipe, customers, limits, timeout))
-    else:
-        uvloop.run(_customers_ask(pipe, customers, limits, timeout))
+    run_on_uvloop(_customers_ask(pipe, customers, limits, timeout))
 
 
 async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout: float) -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
+from bot.event_loop import run_on_uvloop
 from bot.factory import build_encoder, build_knowledge_base, build_options_from, thresholds_from, weights_from
 from bot.logs import configure_logging
 from bot.settings import Settings
@@ -27,17 +26,6 @@ from kb_index.tuning import TuningOptions
 __all__ = ["main"]
 
 
-T = TypeVar("T")
-
-
-def _on_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Runs ``main`` on uvloop where it is installed (everywhere but Windows): the same asyncio, with the loop's own
-    scheduling and sockets in C, which is what a busy bot spends much of its time in; else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,19 +460,19 @@ def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_e2e import run_e2e
 
-    return _print_rows(_on_loop(run_e2e(settings, args.customers, runs=max(1, args.runs))), as_json=args.json)
+    return _print_rows(run_on_uvloop(run_e2e(settings, args.customers, runs=max(1, args.runs))), as_json=args.json)
 
 
 def _bench_console(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_web import run_console_bench
 
-    return _print_rows([_on_loop(run_console_bench(settings, args.open_tickets, closed_tickets=args.closed_tickets))], as_json=args.json)
+    return _print_rows([run_on_uvloop(run_console_bench(settings, args.open_tickets, closed_tickets=args.closed_tickets))], as_json=args.json)
 
 
 def _bench_widget(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench_web import run_widget_bench
 
-    return _print_rows([_on_loop(run_widget_bench(settings, args.visitors))], as_json=args.json)
+    return _print_rows([run_on_uvloop(run_widget_bench(settings, args.visitors))], as_json=args.json)
 
 
 def _print_rows(rows: list[dict[str, object]], *, as_json: bool) -> int:
@@ -526,7 +514,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_table(report))
         return 0
 
-    return _on_loop(_with_redis(settings, work))
+    return run_on_uvloop(_with_redis(settings, work))
 
 
 def _surveys_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -544,7 +532,7 @@ def _surveys_export(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(text)
         return 0
 
-    return _on_loop(_with_redis(settings, work))
+    return run_on_uvloop(_with_redis(settings, work))
 
 
 def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
@@ -572,13 +560,13 @@ def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"      «{example[:100]}»")
         return 0
 
-    return _on_loop(_with_redis(settings, work))
+    return run_on_uvloop(_with_redis(settings, work))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
-    return _on_loop(run_bot(settings, webhook=args.webhook))
+    return run_on_uvloop(run_bot(settings, webhook=args.webhook))
 
 
 def _actions(args: argparse.Namespace, settings: Settings) -> int:
@@ -587,13 +575,13 @@ def _actions(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         settings.actions = settings.actions.model_copy(update=overrides)
-    return _on_loop(run_action_server(settings))
+    return run_on_uvloop(run_action_server(settings))
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_demo
 
-    return _on_loop(run_demo(settings, lang=args.lang, agent=not args.no_agent))
+    return run_on_uvloop(run_demo(settings, lang=args.lang, agent=not args.no_agent))
 
 
 if __name__ == "__main__":  # pragma: no cover
