@@ -45,11 +45,16 @@ class Roster:
     async def added_agents(self) -> set[int]:
         return {int(x) for x in await self._redis.smembers(keys.AGENTS)}
 
-    async def is_added_agent(self, user_id: int) -> bool:
-        return bool(await self._redis.sismember(keys.AGENTS, str(user_id)))
-
     async def is_added_supervisor(self, user_id: int) -> bool:
         return bool(await self._redis.sismember(keys.SUPERVISORS, str(user_id)))
+
+    async def added_as(self, user_id: int) -> tuple[bool, bool]:
+        """Whether an admin added ``user_id`` as an agent, as a supervisor, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.AGENTS, str(user_id))
+            pipe.sismember(keys.SUPERVISORS, str(user_id))
+            agent, supervisor = await pipe.execute()
+        return bool(agent), bool(supervisor)
 
     async def add_supervisor(self, user_id: int) -> bool:
         return bool(await self._redis.sadd(keys.SUPERVISORS, str(user_id)))
@@ -71,11 +76,9 @@ class AgentDirectory:
     admin_ids: frozenset[int]
 
     async def is_agent(self, user_id: int) -> bool:
-        return (
-            user_id in self.agent_ids
-            or await self.roster.is_added_agent(user_id)
-            or await self.is_supervisor(user_id)
-        )
+        if user_id in self.agent_ids or user_id in self.supervisor_ids:
+            return True
+        return any(await self.roster.added_as(user_id))  # asked for every update: one round trip for both
 
     async def is_supervisor(self, user_id: int) -> bool:
         return user_id in self.supervisor_ids or await self.roster.is_added_supervisor(user_id)

@@ -223,13 +223,17 @@ class SurveyService:
 
     async def answer_given(self, chat_id: int, dialog: str, payload: str) -> None:
         """A bot answer awaits feedback: without any, the dialog is assumed resolved after a while."""
-        await self._redis.hset(f"{keys.PENDING}:data", str(chat_id), f"{dialog}\x1f{payload}")
-        await self._redis.zadd(keys.PENDING, {str(chat_id): self._clock()})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{keys.PENDING}:data", str(chat_id), f"{dialog}\x1f{payload}")
+            pipe.zadd(keys.PENDING, {str(chat_id): self._clock()})
+            await pipe.execute()
 
     async def customer_spoke(self, chat_id: int) -> None:
         """The customer wrote or tapped: whatever he answered, the bot's last answer is not silently resolved."""
-        await self._redis.zrem(keys.PENDING, str(chat_id))
-        await self._redis.hdel(f"{keys.PENDING}:data", str(chat_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.PENDING, str(chat_id))
+            pipe.hdel(f"{keys.PENDING}:data", str(chat_id))
+            await pipe.execute()
 
     async def due(self, silence_seconds: float) -> list[tuple[int, str, str]]:
         """(chat, dialog, payload) of bot answers followed by ``silence_seconds`` of silence; each returned once."""

@@ -47,14 +47,23 @@ class Turn:
 
 _TURN_FIELDS = tuple(f.name for f in fields(Turn))
 
-# KEYS: the log, the handled update's steps; ARGV: the turn, max turns, retention, the step, the steps' TTL.
+# Turns written while an update is handled, each once: a turn whose step is already marked was written by an
+# earlier try of the update. KEYS: the log, the update's steps; ARGV: max turns, retention, the steps' TTL,
+# then a step and its turn for each turn.
 _APPEND_ONCE = """
-if redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return 0 end
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+local added = 0
+for i = 4, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], '1') == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return added
 """
 
 
@@ -67,21 +76,24 @@ class ConversationLog:
         self._max_turns = max_turns
         self._append_once = redis.register_script(_APPEND_ONCE)
 
-    async def append(self, chat_id: int, turn: Turn) -> None:
-        """Append a turn; while an update is handled, once (handled again after a crash, it is not repeated)."""
+    async def append(self, chat_id: int, *turns: Turn) -> None:
+        """Append turns, in one round trip; while an update is handled, once (handled again after a crash, they
+        are not repeated)."""
+        if not turns:
+            return
         key = keys.conversation_log(chat_id)
         update = current_handling()
         if update is None:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, turn.to_json())
+                pipe.rpush(key, *(turn.to_json() for turn in turns))
                 pipe.ltrim(key, -self._max_turns, -1)
                 pipe.expire(key, self._retention)
                 await pipe.execute()
             return
-        await self._append_once(
-            keys=[key, update.key],
-            args=[replace(turn, update=update.key).to_json(), self._max_turns, self._retention, update.step(f"log:{chat_id}"), update.ttl],
-        )
+        args: list[str | int] = [self._max_turns, self._retention, update.ttl]
+        for turn in turns:
+            args += [update.step(f"log:{chat_id}"), replace(turn, update=update.key).to_json()]
+        await self._append_once(keys=[key, update.key], args=args)
 
     async def recent(self, chat_id: int, limit: int = 50, *, before_this_update: bool = False) -> list[Turn]:
         """The last ``limit`` turns. ``before_this_update``: without what the update being handled wrote (when it
@@ -149,10 +161,13 @@ class DialogStates:
         (the same for the update's first try and for its handling again after a crash), when this try has not
         read it yet (a second read in the same try sees what the first one led to)."""
         update = current_handling()
-        raw = None
         if before_this_update and update is not None and update.first_time(f"state-load:{chat_id}"):
-            raw = await self._redis.hget(update.key, f"state-before:{chat_id}")
-        if raw is None:
+            async with self._redis.pipeline(transaction=False) as pipe:  # one round trip for both
+                pipe.hget(update.key, f"state-before:{chat_id}")
+                pipe.get(keys.conversation_state(chat_id))
+                before, now = await pipe.execute()
+            raw = now if before is None else before
+        else:
             raw = await self._redis.get(keys.conversation_state(chat_id))
         if not raw:
             return ConversationState()

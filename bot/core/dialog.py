@@ -59,6 +59,7 @@ class _Context:
     state: ConversationState
     lang: str
     replies: list[Reply] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)  # for the conversation log, written together (``_write``)
 
 
 class CustomerDialog:
@@ -123,9 +124,15 @@ class CustomerDialog:
 
     async def _close(self, ctx: _Context) -> list[Reply]:
         await self.states.save(ctx.customer.chat_id, ctx.state)
-        for reply in ctx.replies:
-            await self.log.append(ctx.customer.chat_id, _bot_turn(reply, ctx.lang))
+        ctx.turns.extend(_bot_turn(reply, ctx.lang) for reply in ctx.replies)
+        await self._write(ctx)
         return ctx.replies
+
+    async def _write(self, ctx: _Context) -> None:
+        """Write the turns noted so far to the conversation log, in one round trip. A message's turns are noted
+        as they happen and written when it is done, or before a hand-off, which gives the log to a person."""
+        turns, ctx.turns = ctx.turns, []
+        await self.log.append(ctx.customer.chat_id, *turns)
 
     def _say(self, ctx: _Context, key: str, *, buttons: tuple[tuple[Button, ...], ...] = (), menu: bool = False, **params: object) -> None:
         ctx.replies.append(Reply(self.texts.get(ctx.lang, key, **params), buttons=buttons, menu=menu))
@@ -135,21 +142,21 @@ class CustomerDialog:
     async def start(self, customer: Customer) -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer)
-            await self.log.append(customer.chat_id, Turn("customer", "command", "/start", ctx.lang))
+            ctx.turns.append(Turn("customer", "command", "/start", ctx.lang))
             self._say(ctx, "start", name=customer.name, menu=True)
             return await self._close(ctx)
 
     async def help(self, customer: Customer) -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer)
-            await self.log.append(customer.chat_id, Turn("customer", "command", "/help", ctx.lang))
+            ctx.turns.append(Turn("customer", "command", "/help", ctx.lang))
             self._say(ctx, "help", menu=True)
             return await self._close(ctx)
 
     async def ask_for_person(self, customer: Customer, how: str) -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer)
-            await self.log.append(customer.chat_id, Turn("customer", "command", how, ctx.lang))
+            ctx.turns.append(Turn("customer", "command", how, ctx.lang))
             await self._hand_off(ctx, HandoffReason.ASKED, "")
             return await self._close(ctx)
 
@@ -157,16 +164,14 @@ class CustomerDialog:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer, text)
             history = await self.log.recent(customer.chat_id, 30, before_this_update=True)
-            await self.log.append(
-                customer.chat_id, Turn("customer", "edited_text" if edited else "text", text, ctx.lang)
-            )
+            ctx.turns.append(Turn("customer", "edited_text" if edited else "text", text, ctx.lang))
             await self._on_text(ctx, text, history)
             return await self._close(ctx)
 
     async def media(self, customer: Customer, kind: str, caption: str = "") -> list[Reply]:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer, caption)
-            await self.log.append(customer.chat_id, Turn("customer", "media", caption, ctx.lang, {"media": kind}))
+            ctx.turns.append(Turn("customer", "media", caption, ctx.lang, {"media": kind}))
             key = f"media_{kind}" if f"media_{kind}" in ("media_photo", "media_voice", "media_sticker",
                                                           "media_document", "media_location") else "media_other"
             if caption.strip() and kind in ("photo", "document"):
@@ -180,8 +185,7 @@ class CustomerDialog:
         async with self._lock(customer.chat_id):
             ctx = await self._open(customer)
             search = await self.states.search(customer.chat_id, search_id) if search_id else None
-            await self.log.append(
-                customer.chat_id,
+            ctx.turns.append(
                 Turn("customer", "button", self._button_label(ctx, action, search, index), ctx.lang,
                      {"action": action.value, "search": search_id, "index": index}),
             )
@@ -230,8 +234,7 @@ class CustomerDialog:
         intent = prediction.intent
         if not question and intent not in ("greet", "thanks", "goodbye", "affirm", "deny"):
             intent = "greet"  # nothing left after the pleasantries: answer it as a greeting
-        await self.log.append(
-            ctx.customer.chat_id,
+        ctx.turns.append(
             Turn("system", "intent", intent, ctx.lang, {"confidence": round(prediction.confidence, 3),
                                                          "frustration": list(frustration.reasons)}),
         )
@@ -275,7 +278,7 @@ class CustomerDialog:
             return
         if self.observer is not None:
             self.observer.searched(result, time.perf_counter() - started)
-        await self.log.append(ctx.customer.chat_id, _decision_turn(result, ctx.lang))
+        ctx.turns.append(_decision_turn(result, ctx.lang))
         search = ShownSearch(
             question=text,
             lang=ctx.lang,
@@ -345,8 +348,8 @@ class CustomerDialog:
     async def _helped(self, ctx: _Context, search_id: str, search: ShownSearch) -> None:
         ctx.state.negative_streak = 0
         ctx.state.awaiting_feedback = ""
-        await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "helpful", ctx.lang,
-                                                         {"search": search_id, "articles": search.shown[-1:]}))
+        ctx.turns.append(Turn("customer", "feedback", "helpful", ctx.lang,
+                              {"search": search_id, "articles": search.shown[-1:]}))
         self._say(ctx, "feedback_yes")
         if self.answers is not None:
             await self.answers.feedback(ctx.customer.chat_id, search_id, helpful=True)
@@ -358,8 +361,8 @@ class CustomerDialog:
     async def _not_helped(self, ctx: _Context, search_id: str, search: ShownSearch) -> None:
         ctx.state.negative_streak += 1
         ctx.state.awaiting_feedback = ""
-        await self.log.append(ctx.customer.chat_id, Turn("customer", "feedback", "not_helpful", ctx.lang,
-                                                         {"search": search_id, "articles": search.shown[-1:]}))
+        ctx.turns.append(Turn("customer", "feedback", "not_helpful", ctx.lang,
+                              {"search": search_id, "articles": search.shown[-1:]}))
         await self._gap(ctx, search.question, "not_helpful", None, search.shown[-1] if search.shown else "")
         if self.answers is not None:
             await self.answers.feedback(ctx.customer.chat_id, search_id, helpful=False)
@@ -383,7 +386,7 @@ class CustomerDialog:
         article_id = search.matches[index]["article_id"]
         search.shown.append(article_id)
         await self.states.update_search(ctx.customer.chat_id, search_id, search)
-        await self.log.append(ctx.customer.chat_id, Turn("customer", "choice", article_id, ctx.lang, {"search": search_id}))
+        ctx.turns.append(Turn("customer", "choice", article_id, ctx.lang, {"search": search_id}))
         await self._answer(ctx, article_id, search_id)
 
     async def _none_of_these(self, ctx: _Context, search_id: str, search: ShownSearch) -> None:
@@ -413,6 +416,7 @@ class CustomerDialog:
     # ------------------------------------------------------------------ hand-off
 
     async def _hand_off(self, ctx: _Context, reason: HandoffReason, question: str) -> None:
+        await self._write(ctx)  # the person gets the whole conversation, this message's turns included
         context = await self.log.recent(ctx.customer.chat_id, 50)
         outcome = await self.handoff.request(
             HandoffRequest(
@@ -429,8 +433,7 @@ class CustomerDialog:
         ctx.replies.extend(outcome.replies)
         if self.answers is not None:  # even out of hours: the answer did not do
             await self.answers.handed_off(ctx.customer.chat_id)
-        await self.log.append(
-            ctx.customer.chat_id,
+        ctx.turns.append(
             Turn("system", "handoff", reason.value, ctx.lang, {"ticket": outcome.ticket_id}),
         )
 

@@ -131,6 +131,26 @@ async def test_a_reply_to_a_relayed_message_goes_to_that_customer(running: Runni
     assert other.text == "ответ второму"
 
 
+async def test_a_customer_talking_with_a_person_may_write_many_messages_at_once(running: Running) -> None:
+    """Flood control is for the bot's answers: past its limit, every message still reaches the agent."""
+    customer = EmulatedUser(id=806, first_name="Пётр", language_code="ru")
+    await running.say(AGENT, "/online")
+    await running.say(customer, "позовите оператора")
+    await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
+    await running.say(AGENT, "/next")
+    await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # "... joined"
+    burst = running.app.settings.dialog.flood_limit + 3
+    for number in range(burst):
+        await running.emulator.send_message(customer, f"подробность {number}")
+    relayed = await running.emulator.wait_for_bot_messages(AGENT.id, burst, timeout=30)
+    assert sorted(m.text or "" for m in relayed) == sorted(f"💬 T1 · Пётр\nподробность {n}" for n in range(burst))
+    assert await running.settle(customer.id, quiet=1.0) == []  # no "one moment" for him
+    for number in range(burst):
+        await running.emulator.send_message(AGENT, f"ответ {number}")
+    answers = await running.emulator.wait_for_bot_messages(customer.id, burst, timeout=30)
+    assert [m.text for m in answers] == [f"ответ {n}" for n in range(burst)]
+
+
 async def test_a_ticket_passed_to_a_colleague_arrives_with_its_context_and_the_notes_on_it(running: Running) -> None:
     """The colleague sees what the first agent wrote for him (never the customer), and the customer is told."""
     customer = EmulatedUser(id=808, first_name="Олег", language_code="ru")

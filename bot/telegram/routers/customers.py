@@ -14,7 +14,6 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot.core.dialog import CustomerDialog
 from bot.core.ports import Action, Customer, Reply
-from bot.core.texts import Texts
 from bot.telegram.delivery import message_kind
 from bot.telegram.replies import DialogCallback, TrackCallback, parse_action, send_replies, typing_while_slow
 from bot.telegram.surveys import SurveyMessenger
@@ -52,8 +51,13 @@ def customer_of(user: User, chat_id: int) -> Customer:
     )
 
 
-async def _reply(bot: Bot, chat_id: int, replies: list[Reply], texts: Texts, lang: str, track: TrackCallback) -> None:
-    await send_replies(bot, chat_id, replies, texts, lang, on_tracked=track)
+async def _reply(
+    bot: Bot, chat_id: int, replies: list[Reply], dialog: CustomerDialog, track: TrackCallback, lang: str = ""
+) -> None:
+    # The language is the menu keyboard's: it is read only when a reply carries the menu (most answers do not).
+    if not lang and any(reply.menu for reply in replies):
+        lang = await _lang(dialog, chat_id)
+    await send_replies(bot, chat_id, replies, dialog.texts, lang or dialog.texts.default_lang, on_tracked=track)
 
 
 async def _lang(dialog: CustomerDialog, chat_id: int) -> str:
@@ -85,13 +89,13 @@ async def start(message: Message, bot: Bot, dialog: CustomerDialog, desk: Handof
     assert message.from_user is not None
     customer = customer_of(message.from_user, message.chat.id)
     replies = await dialog.start(customer)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def help_command(message: Message, bot: Bot, dialog: CustomerDialog, desk: HandoffDesk, track_sent: TrackCallback) -> None:
     assert message.from_user is not None
     replies = await dialog.help(customer_of(message.from_user, message.chat.id))
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def human_command(
@@ -101,7 +105,7 @@ async def human_command(
     if await _relayed(message, desk, relay):
         return
     replies = await dialog.ask_for_person(customer_of(message.from_user, message.chat.id), "/human")
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def text_message(
@@ -121,7 +125,7 @@ async def text_message(
         return
     async with typing_while_slow(bot, message.chat.id):
         replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def edited_text(
@@ -132,7 +136,7 @@ async def edited_text(
     if await _relayed(message, desk, relay, (customer_handoff, dialog)):
         return
     replies = await dialog.text(customer_of(message.from_user, message.chat.id), message.text, edited=True)
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def other_message(
@@ -146,7 +150,7 @@ async def other_message(
         return
     kind = next((k for attribute, k in _MEDIA_KINDS if getattr(message, attribute, None)), "other")
     replies = await dialog.media(customer_of(message.from_user, message.chat.id), kind, message.caption or "")
-    await _reply(bot, message.chat.id, replies, dialog.texts, await _lang(dialog, message.chat.id), track_sent)
+    await _reply(bot, message.chat.id, replies, dialog, track_sent)
 
 
 async def other_edit(message: Message) -> None:
@@ -178,10 +182,10 @@ async def dialog_button(
     if action is Action.CANCEL_WAIT:
         lang = await _lang(dialog, chat_id)
         reply, _ = await customer_handoff.cancel(chat_id, callback_data.s, lang)
-        await _reply(bot, chat_id, [reply], dialog.texts, lang, track_sent)
+        await _reply(bot, chat_id, [reply], dialog, track_sent, lang)
         return
     replies = await dialog.button(customer, action, callback_data.s, callback_data.i)
-    await _reply(bot, chat_id, replies, dialog.texts, await _lang(dialog, chat_id), track_sent)
+    await _reply(bot, chat_id, replies, dialog, track_sent)
 
 
 def build_router() -> Router:
