@@ -4,10 +4,13 @@
 its own (the index is built from ``KB_SOURCE``; the model and cached vectors are shared with the configured
 cache), and Telegram's side in a second process: the emulator and the customers, as Telegram's servers and
 customers are not on the bot's machine either (they still share its cores here). ``customers`` customers each
-send one question at the same moment; the figures are how fast they are all answered: customers answered per
-second, the time until the last answer, the time from question to answer (p50, p99), and Bot API messages per
-answer. It runs twice: with Telegram's outgoing limits (the bot paces itself; the emulator answers 429 past them)
-and with the limits lifted, to show what the bot itself can do.
+send one question at the same moment, after a burst of as many other customers that is not measured (a bot that
+has been running has its connections open). The figures are how fast they are all answered: customers answered
+per second, the time until the last answer, the time from question to answer (p50, p99), Bot API messages per
+answer; and what an answer cost: CPU milliseconds of the bot's process (its event loop and the encoder's
+threads), of Telegram's side and of the Redis server, and commands sent to Redis. It runs twice: with
+Telegram's outgoing limits (the bot paces itself; the emulator answers 429 past them) and with the limits
+lifted, to show what the bot itself can do.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+from redis.asyncio import Redis
 
 from bot.emulator import EmulatedUser, EmulatorTimeoutError, FloodLimits, TelegramEmulator
 from bot.event_loop import run_on_uvloop
@@ -60,8 +65,15 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
             app.start_background()
             polling = asyncio.create_task(app.run_polling(timeout=1))
             try:
+                ours.send("warm up")
+                await loop.run_in_executor(None, ours.recv)  # the warm-up burst is answered
+                before = await _bot_work(app.redis)
                 ours.send("ask")
                 row: dict[str, object] = await loop.run_in_executor(None, ours.recv)
+                after = await _bot_work(app.redis)
+                row.update({name: round((after[name] - before[name]) / customers, digits)
+                            for name, digits in (("bot_cpu_ms_per_answer", 2), ("redis_cpu_ms_per_answer", 2),
+                                                 ("redis_commands_per_answer", 1))})
                 return row
             finally:
                 app.stop()
@@ -72,6 +84,18 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
         await loop.run_in_executor(None, telegram.join, 30)
         if telegram.is_alive():
             telegram.kill()
+
+
+async def _bot_work(redis: Redis) -> dict[str, float]:
+    """What the bot's side has spent so far: its process's CPU (the event loop and the encoder's threads), the
+    Redis server's CPU and the commands it was sent, so that a run's share per answer can be read off."""
+    stats = await redis.info("commandstats")
+    cpu = await redis.info("cpu")
+    return {
+        "bot_cpu_ms_per_answer": time.process_time() * 1000,
+        "redis_cpu_ms_per_answer": (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1000,
+        "redis_commands_per_answer": float(sum(int(v["calls"]) for v in stats.values())),
+    }
 
 
 def _telegram_side(pipe: Connection, customers: int, limits: bool, timeout: float) -> None:
@@ -85,8 +109,6 @@ async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout
     await emulator.start()
     try:
         pipe.send((emulator.base_url, emulator.token))
-        await loop.run_in_executor(None, pipe.recv)  # the bot is polling
-        users = [EmulatedUser(id=100_000 + n, first_name="Анна", language_code="ru") for n in range(customers)]
         waits: list[float] = []
         unanswered = 0
 
@@ -101,9 +123,22 @@ async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout
                 return
             waits.append(loop.time() - asked)
 
-        started = loop.time()
-        await asyncio.gather(*(ask(u, QUESTIONS[n % len(QUESTIONS)]) for n, u in enumerate(users)))
-        elapsed = loop.time() - started
+        async def burst(first_id: int) -> list[EmulatedUser]:
+            users = [EmulatedUser(id=first_id + n, first_name="Анна", language_code="ru") for n in range(customers)]
+            await asyncio.gather(*(ask(u, QUESTIONS[n % len(QUESTIONS)]) for n, u in enumerate(users)))
+            return users
+
+        # A burst of other customers first, not measured: a bot that has been running has its connections to
+        # Redis and to the Bot API open, as many as a burst needs; a bot just started opens them in the burst.
+        await loop.run_in_executor(None, pipe.recv)  # the bot is polling
+        await burst(200_000)
+        waits.clear()
+        unanswered = 0
+        pipe.send("warmed up")
+        await loop.run_in_executor(None, pipe.recv)
+        started, cpu = loop.time(), time.process_time()
+        users = await burst(100_000)
+        elapsed, cpu = loop.time() - started, time.process_time() - cpu
         await asyncio.sleep(1.0)  # the rest of each reply, if an answer were more than one message
         sent = sum(len(emulator.bot_messages(u.id)) for u in users)
         waits.sort()
@@ -118,6 +153,7 @@ async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout
                 "messages_per_answer": round(sent / customers, 2),
                 "rejected_429": emulator.flood_rejections,
                 "unanswered": unanswered,
+                "telegram_side_cpu_ms_per_answer": round(cpu * 1000 / customers, 2),
             }
         )
     finally:
