@@ -11,18 +11,25 @@ answer; and what an answer cost: CPU milliseconds of the bot's process (its even
 threads), of Telegram's side and of the Redis server, and commands sent to Redis. It runs twice: with
 Telegram's outgoing limits (the bot paces itself; the emulator answers 429 past them) and with the limits
 lifted, to show what the bot itself can do.
+
+``zabota bench dialogs`` plays typical dialogs (``DIALOGS``) against the real bot and counts what each costs of
+Telegram's budget: messages sent to the customer, edits, answers to his taps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
@@ -30,14 +37,17 @@ from bot.emulator import EmulatedUser, EmulatorTimeoutError, FloodLimits, Telegr
 from bot.event_loop import run_on_uvloop
 from bot.settings import Settings
 
-__all__ = ["run_e2e"]
+if TYPE_CHECKING:
+    from bot.factory import Application
+
+__all__ = ["DIALOGS", "run_dialogs", "run_e2e"]
+
+log = logging.getLogger(__name__)
 
 QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Как вернуть товар?", "Не проходит оплата картой"]
 
 
 async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout: float) -> dict[str, object]:
-    from bot.factory import build_application
-
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
@@ -46,44 +56,49 @@ async def _one_run(settings: Settings, customers: int, *, limits: bool, timeout:
     theirs.close()  # the child's end lives in the child: if it dies, ``recv`` here ends instead of waiting forever
     try:
         base_url, token = await loop.run_in_executor(None, ours.recv)
-        with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
-            run_settings = Settings(
-                app=settings.app.model_copy(
-                    update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}
-                ),
-                kb=settings.kb,
-                redis=settings.redis.model_copy(update={"url": ""}),  # embedded, in the temporary folder
-                dialog=settings.dialog.model_copy(update={"flood_limit": 1000}),
-                handoff=settings.handoff,
-                surveys=settings.surveys,
-                actions=settings.actions,
-            )
-            run_settings.telegram = settings.telegram.model_copy(
-                update={"api_base": base_url, "outgoing_limits": limits}
-            )
-            app = await build_application(run_settings, token=token)
-            app.start_background()
-            polling = asyncio.create_task(app.run_polling(timeout=1))
-            try:
-                ours.send("warm up")
-                await loop.run_in_executor(None, ours.recv)  # the warm-up burst is answered
-                before = await _bot_work(app.redis)
-                ours.send("ask")
-                row: dict[str, object] = await loop.run_in_executor(None, ours.recv)
-                after = await _bot_work(app.redis)
-                row.update({name: round((after[name] - before[name]) / customers, digits)
-                            for name, digits in (("bot_cpu_ms_per_answer", 2), ("redis_cpu_ms_per_answer", 2),
-                                                 ("redis_commands_per_answer", 1))})
-                return row
-            finally:
-                app.stop()
-                await asyncio.gather(polling, return_exceptions=True)
-                await app.close()
+        async with _running_bot(settings, base_url, token, limits=limits) as app:
+            ours.send("warm up")
+            await loop.run_in_executor(None, ours.recv)  # the warm-up burst is answered
+            before = await _bot_work(app.redis)
+            ours.send("ask")
+            row: dict[str, object] = await loop.run_in_executor(None, ours.recv)
+            after = await _bot_work(app.redis)
+            row.update({name: round((after[name] - before[name]) / customers, digits)
+                        for name, digits in (("bot_cpu_ms_per_answer", 2), ("redis_cpu_ms_per_answer", 2),
+                                             ("redis_commands_per_answer", 1))})
+            return row
     finally:
         ours.close()
         await loop.run_in_executor(None, telegram.join, 30)
         if telegram.is_alive():
             telegram.kill()
+
+
+@contextlib.asynccontextmanager
+async def _running_bot(settings: Settings, base_url: str, token: str, *, limits: bool) -> AsyncIterator[Application]:
+    """The whole bot, long polling ``base_url``, on a data folder of its own with an embedded Redis."""
+    from bot.factory import build_application
+
+    with tempfile.TemporaryDirectory(prefix="zabota-bench-") as tmp:
+        run_settings = Settings(
+            app=settings.app.model_copy(update={"data_dir": Path(tmp), "cache_dir": settings.cache_dir, "ops_port": 0}),
+            kb=settings.kb,
+            redis=settings.redis.model_copy(update={"url": ""}),  # embedded, in the temporary folder
+            dialog=settings.dialog.model_copy(update={"flood_limit": 1000}),
+            handoff=settings.handoff,
+            surveys=settings.surveys,
+            actions=settings.actions,
+        )
+        run_settings.telegram = settings.telegram.model_copy(update={"api_base": base_url, "outgoing_limits": limits})
+        app = await build_application(run_settings, token=token)
+        app.start_background()
+        polling = asyncio.create_task(app.run_polling(timeout=1))
+        try:
+            yield app
+        finally:
+            app.stop()
+            await asyncio.gather(polling, return_exceptions=True)
+            await app.close()
 
 
 async def _bot_work(redis: Redis) -> dict[str, float]:
@@ -159,6 +174,64 @@ async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout
     finally:
         await emulator.stop()
         pipe.close()
+
+
+# Typical dialogs, each played by a customer of his own. A step is what he writes, or the button he taps on the
+# bot's last message with buttons: a text key of his language's buttons, or "first" for the first button.
+DIALOGS: dict[str, list[tuple[str, str]]] = {
+    "a greeting, an answer that helped": [("say", "Здравствуйте"), ("say", "Как отменить заказ?"), ("tap", "btn_yes")],
+    "a choice of articles, one chosen, it helped": [
+        ("say", "у меня сломалась стиральная машина, что делать"), ("tap", "first"), ("tap", "btn_yes")
+    ],
+    "an answer that did not help, then a person": [
+        ("say", "Как вернуть товар?"), ("tap", "btn_no"), ("tap", "btn_human")
+    ],
+}
+
+
+async def run_dialogs(settings: Settings) -> list[dict[str, object]]:
+    """What each of ``DIALOGS`` costs in Bot API requests (the real bot against the emulator): messages sent to
+    the customer, edits of them, answers to his taps; and how many of the messages were answers, each of which
+    was followed by a second message ("did this help?") when the question had a message of its own."""
+    rows = []
+    async with TelegramEmulator() as emulator, _running_bot(
+        settings, emulator.base_url, emulator.token, limits=True
+    ) as app:
+        for number, (name, steps) in enumerate(DIALOGS.items()):
+            user = EmulatedUser(id=300_000 + number, first_name="Анна", language_code="ru")
+            taps: set[str] = set()
+            for action, value in steps:
+                if action == "say":
+                    await emulator.send_message(user, value)
+                else:
+                    last = next(m for m in reversed(emulator.bot_messages(user.id)) if m.reply_markup)
+                    labels = [b["text"] for row in last.reply_markup.get("inline_keyboard", []) for b in row]  # type: ignore[union-attr]
+                    label = labels[0] if value == "first" else app.texts.get("ru", value)
+                    taps.add(str((await emulator.press_button(user, last, label))["id"]))
+                await _quiet(emulator, user.id)
+            requests = [r for r in emulator.requests if r.params.get("chat_id") in (user.id, str(user.id))]
+            sent = emulator.bot_messages(user.id)
+            yes = app.texts.get("ru", "btn_yes")
+            log.info("%s: %s", name, " | ".join((m.text or "")[:40].replace("\n", " ") for m in sent))
+            tap_answers = sum(1 for r in emulator.calls("answerCallbackQuery") if str(r.params.get("callback_query_id")) in taps)
+            rows.append({
+                "dialog": name,
+                "messages": len(sent),
+                "of_them_answers": sum(1 for r in requests if r.method.lower() == "sendmessage"
+                                       and yes in json.dumps(r.params.get("reply_markup") or "", ensure_ascii=False)),
+                "edits": sum(1 for r in requests if r.method.lower().startswith("edit")),
+                "tap_answers": tap_answers,
+                "bot_api_requests": len(requests) + tap_answers,  # a tap's answer names the tap, not the chat
+            })
+    return rows
+
+
+async def _quiet(emulator: TelegramEmulator, chat_id: int, *, first: float = 15.0, quiet: float = 1.5) -> None:
+    """Until the bot has answered the step and then said nothing more for ``quiet`` seconds."""
+    await emulator.wait_for_bot_messages(chat_id, 1, timeout=first)
+    with contextlib.suppress(EmulatorTimeoutError):
+        while True:
+            await emulator.wait_for_bot_messages(chat_id, 1, timeout=quiet)
 
 
 async def run_e2e(

@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     bench_e2e.add_argument("--runs", type=int, default=1, help="runs of each mode (a row each)")
     bench_e2e.add_argument("--json", action="store_true")
     bench_e2e.set_defaults(handler=_bench_e2e)
+    bench_dialogs = bench.add_parser("dialogs", help="what typical dialogs cost in Bot API messages and requests")
+    bench_dialogs.add_argument("--json", action="store_true")
+    bench_dialogs.set_defaults(handler=_bench_dialogs)
     bench_widget = bench.add_parser(
         "widget", help="the website chat widget: visitors connected at once to one process, each asking"
     )
@@ -455,6 +458,12 @@ def _bench_approximate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return _print_rows(results, as_json=args.json)
+
+
+def _bench_dialogs(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bench_e2e import run_dialogs
+
+    return _print_rows(run_on_uvloop(run_dialogs(settings)), as_json=args.json)
 
 
 def _bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
