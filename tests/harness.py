@@ -71,6 +71,14 @@ class Running:
         await self.emulator.send_message(user, text)
         return await self.emulator.wait_for_bot_messages(user.id, count, timeout=timeout)
 
+    async def talking_with(self, customer: EmulatedUser, agent: EmulatedUser) -> None:
+        """The customer asks for a person and ``agent``, who goes on shift, takes him with /next."""
+        await self.say(agent, "/online")
+        await self.say(customer, "позовите оператора")
+        await self.emulator.wait_for_bot_messages(agent.id, 1, timeout=15)  # the new ticket
+        await self.say(agent, "/next")  # the context card
+        await self.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # "... joined"
+
     async def tap(self, user: EmulatedUser, message: ChatMessage, label: str, count: int = 1) -> list[ChatMessage]:
         await self.emulator.press_button(user, message, label)
         return await self.emulator.wait_for_bot_messages(user.id, count, timeout=15.0)

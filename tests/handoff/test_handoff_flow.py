@@ -134,11 +134,7 @@ async def test_a_reply_to_a_relayed_message_goes_to_that_customer(running: Runni
 async def test_a_customer_talking_with_a_person_may_write_many_messages_at_once(running: Running) -> None:
     """Flood control is for the bot's answers: past its limit, every message still reaches the agent."""
     customer = EmulatedUser(id=806, first_name="Пётр", language_code="ru")
-    await running.say(AGENT, "/online")
-    await running.say(customer, "позовите оператора")
-    await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
-    await running.say(AGENT, "/next")
-    await running.emulator.wait_for_bot_messages(customer.id, 1, timeout=15)  # "... joined"
+    await running.talking_with(customer, AGENT)
     burst = running.app.settings.dialog.flood_limit + 3
     for number in range(burst):
         await running.emulator.send_message(customer, f"подробность {number}")

@@ -138,10 +138,7 @@ async def test_a_survey_tap_after_expiry_is_told_the_survey_closed(
 
 async def test_a_customer_who_blocked_the_bot_gets_no_survey(running: Running) -> None:
     customer = EmulatedUser(id=608, first_name="Жанна", language_code="ru")
-    await running.say(AGENT, "/online")
-    await running.say(customer, "позовите оператора")
-    await running.emulator.wait_for_bot_messages(AGENT.id, 1, timeout=15)
-    await running.say(AGENT, "/next")
+    await running.talking_with(customer, AGENT)
     await running.emulator.block_bot(customer)
     await running.say(AGENT, "/close resolved")
     await running.emulator.wait_until(lambda: any(r.status == 403 for r in running.emulator.requests), 15)
