@@ -10,9 +10,10 @@ returned ``Reply`` objects into Telegram messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -105,6 +106,20 @@ class CustomerDialog:
             lock = self._locks[chat_id] = asyncio.Lock()
         return lock
 
+    @contextlib.asynccontextmanager
+    async def _message(self, customer: Customer, text: str = "") -> AsyncIterator[_Context]:
+        """One message or tap of the customer's, handled with his lock held. What it noted for the conversation
+        log is written by ``_close``; if handling fails half-way, what was noted so far is written all the same
+        (the agent who takes him later, and the repeated-question check, see the message)."""
+        async with self._lock(customer.chat_id):
+            ctx = await self._open(customer, text)
+            try:
+                yield ctx
+            except Exception:
+                with contextlib.suppress(Exception):  # the failure itself is what gets reported
+                    await self._write(ctx)
+                raise
+
     async def _open(self, customer: Customer, text: str = "") -> _Context:
         if self.surveys is not None:
             await self.surveys.customer_spoke(customer.chat_id)
@@ -140,37 +155,32 @@ class CustomerDialog:
     # ------------------------------------------------------------------ entry points
 
     async def start(self, customer: Customer) -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer)
+        async with self._message(customer) as ctx:
             ctx.turns.append(Turn("customer", "command", "/start", ctx.lang))
             self._say(ctx, "start", name=customer.name, menu=True)
             return await self._close(ctx)
 
     async def help(self, customer: Customer) -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer)
+        async with self._message(customer) as ctx:
             ctx.turns.append(Turn("customer", "command", "/help", ctx.lang))
             self._say(ctx, "help", menu=True)
             return await self._close(ctx)
 
     async def ask_for_person(self, customer: Customer, how: str) -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer)
+        async with self._message(customer) as ctx:
             ctx.turns.append(Turn("customer", "command", how, ctx.lang))
             await self._hand_off(ctx, HandoffReason.ASKED, "")
             return await self._close(ctx)
 
     async def text(self, customer: Customer, text: str, *, edited: bool = False) -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer, text)
+        async with self._message(customer, text) as ctx:
             history = await self.log.recent(customer.chat_id, 30, before_this_update=True)
             ctx.turns.append(Turn("customer", "edited_text" if edited else "text", text, ctx.lang))
             await self._on_text(ctx, text, history)
             return await self._close(ctx)
 
     async def media(self, customer: Customer, kind: str, caption: str = "") -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer, caption)
+        async with self._message(customer, caption) as ctx:
             ctx.turns.append(Turn("customer", "media", caption, ctx.lang, {"media": kind}))
             key = f"media_{kind}" if f"media_{kind}" in ("media_photo", "media_voice", "media_sticker",
                                                           "media_document", "media_location") else "media_other"
@@ -182,8 +192,7 @@ class CustomerDialog:
             return await self._close(ctx)
 
     async def button(self, customer: Customer, action: Action, search_id: str, index: int) -> list[Reply]:
-        async with self._lock(customer.chat_id):
-            ctx = await self._open(customer)
+        async with self._message(customer) as ctx:
             search = await self.states.search(customer.chat_id, search_id) if search_id else None
             ctx.turns.append(
                 Turn("customer", "button", self._button_label(ctx, action, search, index), ctx.lang,

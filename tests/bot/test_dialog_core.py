@@ -67,3 +67,17 @@ async def test_two_noes_hand_the_customer_to_a_person_with_what_the_bot_tried(ap
     assert said[0] == ("text", "как отследить где сейчас моя посылка") and ("button", "Ничего из этого") in said
     card = await app.workspace.card.render(ticket, "ru")
     assert "отследить" in card and "не помогло" in card  # the agent reads what the bot showed and what came of it
+
+
+async def test_a_message_whose_handling_fails_half_way_is_still_in_the_conversation(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(text: str) -> object:
+        raise RuntimeError("the intent model is gone")
+
+    monkeypatch.setattr(app.dialog.intents, "classify_async", broken)
+    with pytest.raises(RuntimeError):
+        await app.dialog.text(ANNA, "Где мой заказ?")
+
+    said = [(turn.role, turn.text) for turn in await app.dialog.log.recent(ANNA.chat_id)]
+    assert said == [("customer", "Где мой заказ?")]  # an agent taking him later reads it
