@@ -115,14 +115,15 @@ class FloodControl(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Message) or event.chat.type != "private" or event.from_user is None:
             return await handler(event, data)
+        if self._exempt is not None and await self._exempt(event.from_user.id):
+            return await handler(event, data)
         chat_id = event.chat.id
         async with self._redis.pipeline(transaction=True) as pipe:
             # The first message of a window starts its clock; INCR keeps the TTL (works on Redis 6 too).
             pipe.set(keys.flood(chat_id), 0, ex=self.window, nx=True)
             pipe.incr(keys.flood(chat_id))
             _, count = await pipe.execute()
-        # Who is exempt is asked only past the limit: two round trips fewer for every other message.
-        if int(count) <= self.limit or (self._exempt is not None and await self._exempt(event.from_user.id)):
+        if int(count) <= self.limit:
             return await handler(event, data)
         lang = self._texts.for_code(event.from_user.language_code)
         await self._log.append(chat_id, Turn("customer", "flooded", event.text or event.caption or "", lang))
