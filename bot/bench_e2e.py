@@ -192,8 +192,8 @@ DIALOGS: dict[str, list[tuple[str, str]]] = {
 
 async def run_dialogs(settings: Settings) -> list[dict[str, object]]:
     """What each of ``DIALOGS`` costs in Bot API requests (the real bot against the emulator): messages sent to
-    the customer, edits of them, answers to his taps; and how many of the messages were answers, each of which
-    was followed by a second message ("did this help?") when the question had a message of its own."""
+    the customer, edits of them, answers to his taps; and how many of the messages were answers (an answer was
+    two messages when "did this help?" was a message of its own)."""
     rows = []
     async with TelegramEmulator() as emulator, _running_bot(
         settings, emulator.base_url, emulator.token, limits=True
