@@ -26,8 +26,6 @@ from kb_index.tuning import TuningOptions
 __all__ = ["main"]
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
