@@ -1,8 +1,9 @@
 """The encoder on ONNX Runtime: the prepared sentence-transformers model exported once, checked, and served.
 
 ``prepare_onnx_model`` exports the model folder (BERT, mean pooling and L2 normalisation in one graph), fuses its
-attention and layer norms for ONNX Runtime, quantises a copy's matrix products to int8 with per-channel weights,
-and keeps both only if their vectors agree with torch's on a fixed set of Russian, Ukrainian and English sentences.
+attention blocks for ONNX Runtime (a residual sum and its layer norm stay two operators: ``_fusions``), quantises
+a copy's matrix products to int8 with per-channel weights, and keeps both only if their vectors agree with
+torch's on a fixed set of Russian, Ukrainian and English sentences.
 ``OnnxSentenceModel`` encodes with one shared ``InferenceSession`` and the model's own tokenizer and prompts.
 """
 
