@@ -181,7 +181,7 @@ async def _customers_ask(pipe: Connection, customers: int, limits: bool, timeout
 DIALOGS: dict[str, list[tuple[str, str]]] = {
     "a greeting, an answer that helped": [("say", "Здравствуйте"), ("say", "Как отменить заказ?"), ("tap", "btn_yes")],
     "a choice of articles, one chosen, it helped": [
-        ("say", "у меня сломалась стиральная машина, что делать"), ("tap", "first"), ("tap", "btn_yes")
+        ("say", "купил стиральную машину, она сломалась"), ("tap", "first"), ("tap", "btn_yes")
     ],
     "an answer that did not help, then a person": [
         ("say", "Как вернуть товар?"), ("tap", "btn_no"), ("tap", "btn_human")

@@ -19,6 +19,8 @@ __all__ = ["FALLBACK_MODEL", "ConfidenceModel", "Signals"]
 
 MAX_MARGIN = 0.3  # a lead larger than this says nothing more
 RRF_K = 5  # reciprocal-rank fusion: 1 / (RRF_K + rank)
+NEIGHBOURS = 10  # nearest phrasings and answers whose mean similarity is a signal
+OLDEST_SIGNALS = 6  # signals of the oldest stored models that still load
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,16 @@ class Signals:
     classifier: float  # the article classifier's probability for the best three articles (0 without a classifier)
     lexical_strength: float = 0.0  # log(1 + the best BM25 score of any article, stop words left out): how much the words say at all
     agreement: float = 0.0  # reciprocal-rank fusion of the best article's dense and BM25 ranks (1: first in both)
+    neighbours: float = 0.0  # mean similarity of the question's NEIGHBOURS nearest phrasings and answers
 
-    NAMES = ("score", "margin", "lexical", "classifier", "lexical_strength", "agreement")
+    NAMES = ("score", "margin", "lexical", "classifier", "lexical_strength", "agreement", "neighbours")
 
     def vector(self) -> np.ndarray:
         return np.array(
-            [self.score, self.margin, self.lexical, self.classifier, self.lexical_strength, self.agreement],
+            [
+                self.score, self.margin, self.lexical, self.classifier, self.lexical_strength, self.agreement,
+                self.neighbours,
+            ],
             dtype=np.float64,
         )
 
@@ -51,6 +57,7 @@ class Signals:
         lexical_best: float = 0.0,
         dense_rank: int = 1,
         lexical_rank: int = 0,
+        neighbours: float = 0.0,
     ) -> Signals:
         """Signals from the best article's score and the second's (None when there is no second article), and the
         best article's rank by similarity alone and by BM25 alone (0: BM25 does not know it)."""
@@ -63,12 +70,13 @@ class Signals:
             float(classifier),
             math.log1p(max(lexical_best, 0.0)),
             fusion * (RRF_K + 1) / 2,
+            float(neighbours),
         )
 
 
 # Which signals say whether a question is covered at all, and which say whether the first of the articles is the
 # right one once it is.
-SCOPE_SIGNALS = ("score", "lexical_strength", "agreement", "classifier")
+SCOPE_SIGNALS = ("score", "lexical_strength", "agreement", "classifier", "neighbours")
 RANK_SIGNALS = ("score", "margin", "lexical", "classifier")
 
 
@@ -139,11 +147,15 @@ class ConfidenceModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ConfidenceModel:
+        # A model stored before a signal was added lists fewer numbers: the new signals get no weight.
+        padding = {"mean": 0.0, "scale": 1.0}
+
         def floats(key: str) -> tuple[float, ...]:
             values = data[key]
-            if not isinstance(values, list) or len(values) != len(Signals.NAMES):
+            if not isinstance(values, list) or not OLDEST_SIGNALS <= len(values) <= len(Signals.NAMES):
                 raise ValueError(f"the confidence model's {key!r} must list {len(Signals.NAMES)} numbers")
-            return tuple(float(v) for v in values)
+            missing = len(Signals.NAMES) - len(values)
+            return tuple(float(v) for v in values) + (padding.get(key, 0.0),) * missing
 
         return cls(
             floats("scope_weights"), float(data["scope_bias"]),  # type: ignore[arg-type]
@@ -198,6 +210,6 @@ def _logistic(x: np.ndarray, labels: np.ndarray, w: np.ndarray, l2: float, itera
 # For index versions built before versions calibrated themselves: the score alone, centred where such versions
 # of the sample knowledge base changed from offering a choice to handing off. A reindex replaces it.
 FALLBACK_MODEL = ConfidenceModel(
-    scope_weights=(12.0, 0, 0, 0, 0, 0), scope_bias=-1.4, rank_weights=(0, 0, 0, 0, 0, 0), rank_bias=5.0,
-    mean=(0.72, 0, 0, 0, 0, 0), scale=(0.5, 1, 1, 1, 1, 1),
+    scope_weights=(12.0, 0, 0, 0, 0, 0, 0), scope_bias=-1.4, rank_weights=(0, 0, 0, 0, 0, 0, 0), rank_bias=5.0,
+    mean=(0.72, 0, 0, 0, 0, 0, 0), scale=(0.5, 1, 1, 1, 1, 1, 1),
 )

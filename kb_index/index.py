@@ -18,7 +18,7 @@ import numpy as np
 
 from kb_index.articles import Article, SourceLocation
 from kb_index.classifier import ArticleClassifier
-from kb_index.confidence import FALLBACK_MODEL, ConfidenceModel, Signals
+from kb_index.confidence import FALLBACK_MODEL, NEIGHBOURS, ConfidenceModel, Signals
 from kb_index.errors import IndexUnavailableError, UnknownArticleError
 from kb_index.lexical import LexicalIndex
 from kb_index.store import IndexStore, Manifest
@@ -115,9 +115,14 @@ class KbIndex:
             index.nprobe = int(manifest.data.get("index", {}).get("nprobe", 16))
         lexical = LexicalIndex.load(folder) if (folder / LexicalIndex.FILES[0]).is_file() else None
         calibration = manifest.data.get("calibration") or {}
-        confidence = (
-            ConfidenceModel.from_dict(calibration["model"]) if "model" in calibration else FALLBACK_MODEL
-        )
+        try:
+            confidence = (
+                ConfidenceModel.from_dict(calibration["model"]) if "model" in calibration else FALLBACK_MODEL
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexUnavailableError(
+                f"Index version {version} has a damaged confidence model ({exc}): run 'zabota kb reindex'."
+            ) from exc
         return cls(
             manifest,
             articles,
@@ -157,7 +162,8 @@ class KbIndex:
         An article's score is its best similarity (phrasings and answer blended), plus the BM25 score scaled to
         the best article's, minus a penalty as the article classifier's probability for it falls. The
         confidence is the version's calibrated probability that the first article is right, from the best
-        score, its lead over the second, its BM25 score and the classifier's probability. The classifier's
+        score, its lead over the second, its BM25 score, the classifier's probability and how close the
+        question's nearest phrasings and answers are on average. The classifier's
         penalty in the best score uses the probability of the best three articles together: two
         near-identical articles that share the probability are a choice to offer, not a sign that the
         question is out of scope.
@@ -165,7 +171,8 @@ class KbIndex:
         if not self.article_ids:
             return Ranking([], 0.0)
         k = min(weights.candidates, self._faiss.ntotal)
-        _, found = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
+        similarities, found = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
+        nearest = similarities[0][found[0] >= 0][:NEIGHBOURS]
         groups = self._entry_article[found[0][found[0] >= 0]]
         lexical = None
         lexical_best = 0.0
@@ -209,6 +216,7 @@ class KbIndex:
             lexical_best=lexical_best,
             dense_rank=1 + int(np.sum(dense > dense[first])),
             lexical_rank=1 + int(np.sum(lexical > first_lexical)) if lexical is not None and first_lexical > 0 else 0,
+            neighbours=float(nearest.mean()) if nearest.size else 0.0,
         )
         model = self.confidence_model
         confidence = model.probability(signals) if model is not None else signals.score

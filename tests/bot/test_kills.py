@@ -32,7 +32,7 @@ CUSTOMERS = 40
 SECRET = "kill-test-secret"
 # Answered, answered, answered, a choice of articles: each customer asks one.
 QUESTIONS = ["Как отменить заказ?", "Сколько стоит доставка?", "Не проходит оплата картой",
-             "у меня сломалась стиральная машина, что делать"]
+             "купил стиральную машину, она сломалась"]
 
 
 class BotProcess:

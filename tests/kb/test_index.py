@@ -285,6 +285,35 @@ def test_a_version_holds_its_manifest_and_refuses_damage(sample_kb: KnowledgeBas
         copy.verify(version)
 
 
+def test_a_version_built_before_the_neighbours_signal_keeps_answering_after_an_upgrade(
+    sample_kb: KnowledgeBase, encoder: Encoder, thresholds: DecisionThresholds, tmp_path: Path
+) -> None:
+    # The confidence model of an older version lists six signals; the nearest-neighbours one came later.
+    upgraded = tmp_path / "older"
+    shutil.copytree(sample_kb.store.root, upgraded)
+    from kb_index import IndexStore
+
+    version = IndexStore(upgraded).current_version()
+    assert version is not None
+    manifest_path = IndexStore(upgraded).version_dir(version) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    model = manifest["calibration"]["model"]
+    for key in ("signals", "scope_weights", "rank_weights", "mean", "scale"):
+        model[key] = model[key][:6]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+
+    older = make_kb(upgraded, encoder, thresholds)
+    answered = older.search("Как отменить заказ?")
+    assert answered.decision is Decision.ANSWER and answered.best is not None
+    assert answered.best.article_id == "cancel-order"
+    assert older.search("Какая завтра погода в Санкт-Петербурге?").decision is Decision.HANDOFF
+
+    model["scope_weights"] = model["scope_weights"][:5]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexUnavailableError, match="scope_weights"):
+        make_kb(upgraded, encoder, thresholds).search("Как отменить заказ?")
+
+
 def test_another_process_switches_to_a_new_version(
     tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds, embedding_cache: EmbeddingCache
 ) -> None:
