@@ -147,8 +147,9 @@ class ConfidenceModel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ConfidenceModel:
-        # A model stored before a signal was added lists fewer numbers: the new signals get no weight.
-        padding = {"mean": 0.0, "scale": 1.0}
+        # A model stored before a signal was added lists fewer numbers: the new signals get no weight (and a
+        # scale of 1, so that nothing is divided by zero).
+        padding = {"scale": 1.0}
 
         def floats(key: str) -> tuple[float, ...]:
             values = data[key]

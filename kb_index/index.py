@@ -172,8 +172,9 @@ class KbIndex:
             return Ranking([], 0.0)
         k = min(weights.candidates, self._faiss.ntotal)
         similarities, found = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
-        nearest = similarities[0][found[0] >= 0][:NEIGHBOURS]
-        groups = self._entry_article[found[0][found[0] >= 0]]
+        present = found[0] >= 0
+        nearest = similarities[0][present][:NEIGHBOURS]
+        groups = self._entry_article[found[0][present]]
         lexical = None
         lexical_best = 0.0
         if self._lexical is not None and weights.lexical_weight > 0 and text:
