@@ -229,16 +229,24 @@ def _print_summary(summary: ReindexSummary, as_json: bool) -> None:
     print(f"  index: {summary.index_kind}, {summary.seconds:.1f} s")
     if summary.calibration is None:
         print("  too few articles to calibrate the confidence on; it follows general rules")
-        return
-    if summary.calibration_kept:
+    else:
+        if summary.calibration_kept:
+            print(
+                f"  confidence calibration kept from the previous version: {summary.changes_since_calibration} "
+                "article(s) added, changed or removed since it was made (a new one is made past KB_RECALIBRATE_SHARE "
+                "of them)"
+            )
+        levels = summary.calibration.thresholds
+        print(f"What the bot will do (confidence: answer at {levels['answer']}, offer a choice at {levels['clarify']}):")
+        for line in summary.calibration.describe():
+            print(f"  {line}")
+    if summary.single_phrasing:
         print(
-            f"  confidence calibration kept from the previous version: {summary.changes_since_calibration} article(s)"
-            " added, changed or removed since it was made (a new one is made past KB_RECALIBRATE_SHARE of them)"
+            "What would help: {count} of {articles} articles have one phrasing only, their title ({examples}). The "
+            "bot is less sure of such an article and hands more of its questions to a person. Add two or three ways "
+            "customers ask to each ('questions' in the article), or let agents teach the bot (an agent's answer with "
+            "an article is learned; 'zabota kb learn ID TEXT' by hand).".format(**summary.single_phrasing_figures())
         )
-    levels = summary.calibration.thresholds
-    print(f"What the bot will do (confidence: answer at {levels['answer']}, offer a choice at {levels['clarify']}):")
-    for line in summary.calibration.describe():
-        print(f"  {line}")
 
 
 def _kb_reindex(args: argparse.Namespace, settings: Settings) -> int:

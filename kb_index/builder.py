@@ -33,9 +33,11 @@ from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 from kb_index.threads import available_threads
 
-__all__ = ["APPROXIMATE_FROM_VECTORS", "PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version"]
+__all__ = ["APPROXIMATE_FROM_VECTORS", "PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version",
+           "single_phrasing_figures"]
 
 NORMALIZED_FILE = "normalized.json"  # each article version's normalised texts, for the next build to reuse
+SINGLE_PHRASING_EXAMPLES = 10  # of the articles with one phrasing only, the ids a version's manifest keeps
 # Normalised texts are reused only by the code that made them: any change to the normalisation makes them anew.
 _NORMALIZER = hashlib.sha256(Path(text_module.__file__).read_bytes()).hexdigest()[:16]
 
@@ -70,6 +72,9 @@ class ReindexSummary:
     encoded: int = 0  # texts that were not cached and had to be encoded
     learned: int = 0
     learned_orphaned: int = 0  # learned phrasings whose article no longer exists
+    # Articles asked in one way only (their title, no other phrasing in any language, none learned): the bot is
+    # less sure of them, and the admin is told which.
+    single_phrasing: list[str] = field(default_factory=list)
     index_kind: str = "flat"
     classifier: bool = False
     calibration: CalibrationReport | None = None  # None: too few articles to calibrate on
@@ -79,6 +84,16 @@ class ReindexSummary:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def single_phrasing_figures(self) -> dict[str, object]:
+        """The figures of the admin's "what would help" message (``single_phrasing_figures``)."""
+        return single_phrasing_figures(len(self.single_phrasing), self.articles, self.single_phrasing)
+
+
+def single_phrasing_figures(count: int, articles: int, examples: Sequence[str]) -> dict[str, object]:
+    """How many of how many articles have one phrasing only, and the first of their ids ("…" if there are more)."""
+    shown = list(examples[:SINGLE_PHRASING_EXAMPLES])
+    return {"count": count, "articles": articles, "examples": ", ".join(shown) + (", …" if count > len(shown) else "")}
 
 
 def build_version(
@@ -200,6 +215,7 @@ def build_version(
             encoded += calibrated.encoded
         if progress:
             progress("calibrating", 1, 1)
+    single_phrasing = _single_phrasing(groups, normalized, learned_by_article)
     languages: dict[str, int] = {}
     for article in articles:
         languages[article.lang or "?"] = languages.get(article.lang or "?", 0) + 1
@@ -231,7 +247,9 @@ def build_version(
                     "entries": len(texts),
                     "learned": len(usable_learned),
                     "languages": languages,
+                    "single_phrasing": len(single_phrasing),
                 },
+                "single_phrasing_examples": single_phrasing[:SINGLE_PHRASING_EXAMPLES],
                 "index": index_info,
                 "classifier": classifier is not None,
                 "calibration": calibration,
@@ -252,6 +270,7 @@ def build_version(
         encoded=encoded,
         learned=len(usable_learned),
         learned_orphaned=len(learned) - len(usable_learned),
+        single_phrasing=single_phrasing,
         index_kind=str(index_info["kind"]),
         classifier=classifier is not None,
         calibration=report,
@@ -286,6 +305,26 @@ def _train_classifier(
     by_entry = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     by_entry[rows] = vectors
     return ArticleClassifier.train(vectors, labels, articles), by_entry, encoded
+
+
+def _single_phrasing(
+    groups: dict[str, list[Article]],
+    normalized: dict[str, dict[str, object]],
+    learned: dict[str, list[LearnedPhrasing]],
+) -> list[str]:
+    """Ids of the articles (in the knowledge base's order) that customers' questions can be matched to by one
+    phrasing only: in no language does the article have a question besides its title, and none was learned."""
+    single = []
+    for article_id, versions in groups.items():
+        if learned.get(article_id):
+            continue
+        ways = max(
+            len({cast(str, entry["title"]), *cast(list[str], entry["questions"])} - {""})
+            for entry in (normalized[_key(a)] for a in versions)
+        )
+        if ways <= 1:
+            single.append(article_id)
+    return single
 
 
 def _key(article: Article) -> str:

@@ -127,6 +127,13 @@ class CalibrationReport:
         return lines
 
     @classmethod
+    def of_version(cls, manifest: Manifest) -> CalibrationReport | None:
+        """The report stored with an index version (None: too few articles, or built before versions had one)."""
+        calibration = manifest.data.get("calibration") or {}
+        report = calibration.get("report") if isinstance(calibration, dict) else None
+        return cls.from_dict(report) if isinstance(report, dict) else None
+
+    @classmethod
     def from_dict(cls, data: dict[str, object]) -> CalibrationReport:
         def group(name: str) -> GroupOutcome:
             return GroupOutcome(**data[name])  # type: ignore[arg-type]

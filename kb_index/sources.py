@@ -4,7 +4,8 @@ A source is one file or a folder (searched recursively) that may mix the three f
 
 - ``*.md``: one article per file, YAML front matter (``id``, ``title``, ``questions``, ``lang``, ``tags``)
   and the answer as the body. Without ``lang``, a parent folder named like a language (``ru/``) gives it.
-- ``*.csv``: a header with ``question`` and ``answer`` and optionally ``id``, ``lang``, ``tags`` (``;``-separated).
+- ``*.csv``: a header with ``question`` and ``answer`` and optionally ``id``, ``questions`` (more ways to ask, one
+  per line of the cell or ``|``-separated), ``lang``, ``tags`` (``;``-separated).
 - ``*.jsonl``: one article per line, ``{"id", "question", "questions", "answer", "lang"}`` and optionally ``tags``.
 
 Every problem in every file is collected before anything is reported, so an admin fixes them in one pass.
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 _MD_FIELDS = ("id", "title", "questions", "lang", "tags")
 _CSV_REQUIRED = ("question", "answer")
-_CSV_FIELDS = ("id", "question", "answer", "lang", "tags")
+_CSV_FIELDS = ("id", "question", "questions", "answer", "lang", "tags")
 _JSONL_REQUIRED = ("id", "question", "answer")
 _JSONL_FIELDS = ("id", "question", "questions", "answer", "lang", "tags")
 _ID = re.compile(r"^[^\s\x00-\x1f]{1,200}$")
@@ -301,6 +302,8 @@ def _read_csv(path: Path, text: str, problems: _Problems) -> list[Article]:
             problems.add(line, f"has {len(row)} cells where the header has {len(columns)}: check commas and quotes")
             continue
         record: dict[str, Any] = dict(zip(columns, (cell.strip() for cell in row)))
+        if "questions" in record:  # more ways to ask, one per line of the cell or separated by "|"
+            record["questions"] = re.split(r"[\n|]", record["questions"])
         if not record.get("id"):
             # Stable across reordering of rows: derived from the question, not the row number.
             digest = hashlib.sha1(record.get("question", "").encode("utf-8")).hexdigest()[:8]

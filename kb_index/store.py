@@ -57,6 +57,11 @@ class Manifest:
         return dict(self.data.get("counts", {}))
 
     @property
+    def single_phrasing(self) -> tuple[int, list[str]]:
+        """How many articles have one phrasing only (see ``ReindexSummary.single_phrasing``), and the first ids."""
+        return int(self.counts.get("single_phrasing", 0)), [str(i) for i in self.data.get("single_phrasing_examples", [])]
+
+    @property
     def article_fingerprints(self) -> dict[str, str]:
         return dict(self.data.get("article_fingerprints", {}))
 

@@ -24,7 +24,9 @@ from bot.core.gaps import GapLog
 from bot.core.redis_values import text_map
 from bot.web import keys
 from bot.web.staff import Workplace
-from kb_index import KbSourceError, KnowledgeBase
+from kb_index import IndexUnavailableError, KbSourceError, KnowledgeBase
+from kb_index.builder import single_phrasing_figures
+from kb_index.calibration import CalibrationReport
 from kb_index.gaps import group_gaps
 from kb_index.sources import load_articles
 
@@ -72,10 +74,25 @@ class KnowledgePage:
             return self.console.page(
                 "knowledge.html", me, live_only=request.headers.get("X-Live") == "1",
                 groups=[(n, g.count, g.examples) for n, g in enumerate(groups[:20])], articles=articles,
-                editable=self._editable(), job=await self.status(),
+                editable=self._editable(), job=await self.status(), outlook=self._outlook(),
                 events_url=f"{self.console.root}/events?knowledge=1&since={await self.fingerprint()}",
             )
         return await self.console.guarded(request, handle)
+
+    def _outlook(self) -> dict[str, object] | None:
+        """What the bot does with the version being served, as its own check found when it was built, and what
+        would help (None before any version is built)."""
+        try:
+            manifest = self.kb.index.manifest
+        except IndexUnavailableError:
+            return None
+        report = CalibrationReport.of_version(manifest)
+        count, examples = manifest.single_phrasing
+        return {
+            "figures": report.figures() if report is not None else None,
+            "single_phrasing": single_phrasing_figures(count, int(manifest.counts.get("articles", 0)), examples)
+            if count else None,
+        }
 
     async def _editor(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:

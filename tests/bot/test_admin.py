@@ -1,4 +1,4 @@
-"""Admins' work: knowledge gaps (/gaps and `zabota kb gaps`), agents (/agents), a broken source on /reindex."""
+"""Admins' work: knowledge gaps (/gaps and `zabota kb gaps`), agents (/agents), what /reindex reports."""
 
 from __future__ import annotations
 
@@ -109,6 +109,28 @@ async def test_a_broken_source_on_reindex_lists_every_error_and_the_old_index_ke
     customer = EmulatedUser(id=1400, first_name="Анна", language_code="ru")
     [answer] = await running.say(customer, "Как отменить заказ?")
     assert "Как отменить заказ" in (answer.text or "")
+
+
+async def test_the_reindex_report_names_the_articles_customers_can_ask_in_one_way_only(
+    running: Running, tmp_path: Path
+) -> None:
+    source = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, source)  # every sample article has six phrasings
+    (source / "faq.csv").write_text(
+        "id,question,answer\ngift-wrap,Можно упаковать заказ как подарок?,Да: подарочная упаковка стоит 150 ₽.\n",
+        encoding="utf-8",
+    )
+    app = running.app
+    app.settings.kb = app.settings.kb.model_copy(update={"source": source})
+
+    await running.emulator.send_message(ADMIN, "/reindex")
+    await running.emulator.wait_until(
+        lambda: any("Что поможет" in (m.text or "") for m in running.emulator.bot_messages(ADMIN.id)), 120
+    )
+    [status] = running.emulator.bot_messages(ADMIN.id)
+    report = status.text or ""
+    assert "Что бот будет делать с этой базой" in report
+    assert "у 1 из 46 статей только одна формулировка вопроса — заголовок (gift-wrap)" in report
 
 
 async def test_an_admin_adds_a_supervisor_who_then_sees_stats(running: Running) -> None:

@@ -7,6 +7,7 @@ and questions no library could answer go to a person.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -119,6 +120,31 @@ def test_the_reindex_says_what_the_bot_will_do_on_this_knowledge_base(library: K
     assert held["answered"] + held["clarified"] > held["handed_off"]  # its own questions mostly answered
     assert near["handed_off"] > 0  # and topics it lacks sometimes handed off
     assert report["off_topic"]["handed_off"] > 0.8
+
+
+def test_the_reindex_names_the_articles_customers_can_ask_in_one_way_only(
+    tmp_path: Path, encoder: Encoder, embedding_cache: EmbeddingCache
+) -> None:
+    # A FAQ kept as a spreadsheet: half of its rows list more ways to ask ("|" between them), half only the question.
+    source = tmp_path / "faq.csv"
+    with open(source, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "question", "questions", "answer"])
+        for n, (article_id, title, questions, answer) in enumerate(LIBRARY):
+            writer.writerow([article_id, title, "|".join(questions) if n % 2 == 0 else "", answer])
+    asked_once = [article_id for n, (article_id, *_) in enumerate(LIBRARY) if n % 2 == 1]
+    kb = make_kb(tmp_path / "index", encoder, DEFAULT_THRESHOLDS, embedding_cache)
+
+    summary = kb.reindex(source)
+    assert summary.single_phrasing == asked_once  # in the spreadsheet's order
+    assert summary.single_phrasing_figures() == {
+        "count": 6, "articles": 12, "examples": ", ".join(asked_once),
+    }
+    assert kb.index.manifest.single_phrasing == (6, asked_once)  # what the workplace shows later
+
+    # An agent answers a customer's question with one of them: it is asked in two ways from then on.
+    kb.learn("opening-hours", "вы сегодня до скольки работаете?")
+    assert kb.rebuild_with_learned().single_phrasing == [a for a in asked_once if a != "opening-hours"]
 
 
 def test_a_knowledge_base_too_small_to_calibrate_still_answers(

@@ -63,6 +63,22 @@ def test_csv_with_optional_columns_and_a_multiline_answer(tmp_path: Path) -> Non
     assert second.source is not None and second.source.line == 4
 
 
+def test_csv_rows_may_list_more_ways_to_ask(tmp_path: Path) -> None:
+    write(
+        tmp_path / "faq.csv",
+        'question,questions,answer\n'
+        '"Где мой заказ?","Когда привезут заказ?\nзаказ не пришёл",Статус — в «Моих заказах».\n'
+        "Как вернуть товар?,возврат | хочу сдать покупку||,В течение 14 дней.\n"
+        "Есть ли самовывоз?,,Да: из любого магазина.\n",
+    )
+    by_title = {a.title: a.questions for a in load_articles(tmp_path)}
+    assert by_title == {
+        "Где мой заказ?": ("Когда привезут заказ?", "заказ не пришёл"),  # one per line of the cell
+        "Как вернуть товар?": ("возврат", "хочу сдать покупку"),  # or "|" between them; empty ones dropped
+        "Есть ли самовывоз?": (),
+    }
+
+
 def test_jsonl_in_the_evaluation_format(tmp_path: Path) -> None:
     line = {"id": "7", "question": "Как вернуть товар?", "questions": ["возврат"], "answer": "В течение 14 дней.", "lang": "ru"}
     write(tmp_path / "kb.jsonl", json.dumps(line, ensure_ascii=False) + "\n\n")

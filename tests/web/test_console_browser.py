@@ -261,6 +261,11 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
 
     source = tmp_path / "kb"
     shutil.copytree(SAMPLE_KB, source)
+    # An article that customers can ask in one way only, its title: the next reindex names it as one to improve.
+    (source / "ru" / "gift-wrap.md").write_text(
+        "---\nid: gift-wrap\ntitle: Можно упаковать заказ как подарок?\nlang: ru\n---\nДа: упаковка стоит 150 ₽.\n",
+        encoding="utf-8",
+    )
     assert running.app.console is not None and running.app.console.knowledge is not None
     running.app.console.knowledge.source = source  # as KB_SOURCE would name the company's folder
     customer = EmulatedUser(id=9304, first_name="Анна", language_code="ru")
@@ -272,6 +277,9 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     await page.get_by_role("link", name="База знаний").click()
     gap = page.locator("table.gaps tr", has_text="биткоином")
     await expect(gap).to_be_visible(timeout=20_000)
+    # What the bot does with the knowledge base being served, from its own check when it was built.
+    await expect(page.locator(".outlook")).to_contain_text("из 180 вопросов, чьей формулировки нет в индексе")
+    await expect(page.locator(".outlook .advice")).to_have_count(0)  # every sample article has six phrasings
     if os.environ.get("ZABOTA_SCREENSHOTS"):
         await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-knowledge.png"))
     await gap.get_by_role("link", name="Написать статью").click()
@@ -289,6 +297,12 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     await editor.fill(draft.replace("title: \n", "title: Оплата криптовалютой\n") + "Криптовалюту мы не принимаем.\n")
     await page.get_by_role("button", name="Сохранить и переиндексировать").click()
     await expect(page.locator(".job")).to_contain_text("Готово", timeout=120_000)  # live, without a reload
+    await expect(page.locator(".outlook .advice")).to_contain_text(
+        "у 1 из 47 статей только одна формулировка вопроса — заголовок (gift-wrap)"
+    )
+    if os.environ.get("ZABOTA_SCREENSHOTS"):
+        await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-knowledge-reindexed.png"),
+                              full_page=True)
     [written] = list(source.rglob("new-article-*.md"))
     assert "Оплата криптовалютой" in written.read_text(encoding="utf-8")
 

@@ -172,6 +172,11 @@ async def reindex(message: Message, bot: Bot, kb: KnowledgeBase, settings: Setti
             agent_texts.get(lang, "reindex_expectation", **summary.calibration.figures())
             if summary.calibration is not None
             else agent_texts.get(lang, "reindex_no_calibration")
+        )
+        + (
+            "\n\n" + agent_texts.get(lang, "reindex_single_phrasing", **summary.single_phrasing_figures())
+            if summary.single_phrasing
+            else ""
         ),
     )
 
