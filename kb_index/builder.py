@@ -33,8 +33,10 @@ from kb_index.store import IndexStore, Manifest
 from kb_index.text import markdown_to_plain, normalize_text
 from kb_index.threads import available_threads
 
-__all__ = ["APPROXIMATE_FROM_VECTORS", "PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index", "build_version",
-           "single_phrasing_figures"]
+__all__ = [
+    "APPROXIMATE_FROM_VECTORS", "PROBED_SHARE", "BuildOptions", "BuildProgress", "ReindexSummary", "build_faiss_index",
+    "build_version", "single_phrasing_figures",
+]
 
 NORMALIZED_FILE = "normalized.json"  # each article version's normalised texts, for the next build to reuse
 SINGLE_PHRASING_EXAMPLES = 10  # of the articles with one phrasing only, the ids a version's manifest keeps
