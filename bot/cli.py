@@ -552,7 +552,7 @@ def _surveys_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.gaps import GapLog
-    from kb_index.gaps import group_gaps
+    from kb_index.gaps import answered_now, group_gaps
 
     async def work(redis: Redis) -> int:
         found = await GapLog(redis).since(args.days)
@@ -560,19 +560,22 @@ def _kb_gaps(args: argparse.Namespace, settings: Settings) -> int:
             print(f"No unanswered questions in the last {args.days:g} days.")
             return 0
         kb = build_knowledge_base(settings)
-        groups = group_gaps(kb.encoder, found, cache=kb.cache)[: args.limit]
+        groups = group_gaps(kb.encoder, found, cache=kb.cache, knowledge=kb)
         if args.json:
-            print(json.dumps({"questions": len(found), "groups": [g.to_dict() for g in groups]},
+            print(json.dumps({"questions": len(found), "groups": [g.to_dict() for g in groups[: args.limit]]},
                              ensure_ascii=False, indent=2))
             return 0
         print(f"{len(found)} questions the knowledge base could not answer in the last {args.days:g} days, "
               "by topic, largest first:")
-        for number, group in enumerate(groups, start=1):
+        for number, group in enumerate([g for g in groups if g.still_open][: args.limit], start=1):
             closest = group.closest_articles.most_common(1)
             hint = f"  (closest article: {closest[0][0]})" if closest else ""
-            print(f"\n{number:>2}. {group.count} x{hint}")
+            print(f"\n{number:>2}. {group.still_open} x{hint}")
             for example in group.examples:
                 print(f"      «{example[:100]}»")
+        answered = answered_now(groups)
+        if answered is not None:
+            print("\nThe knowledge base now answers {count} of them, e.g. «{example}» with «{title}».".format(**answered))
         return 0
 
     return run_on_uvloop(_with_redis(settings, work))

@@ -27,7 +27,7 @@ from bot.web.staff import Workplace
 from kb_index import IndexUnavailableError, KbSourceError, KnowledgeBase
 from kb_index.builder import single_phrasing_figures
 from kb_index.calibration import CalibrationReport
-from kb_index.gaps import group_gaps
+from kb_index.gaps import Gap, GapGroup, group_gaps
 from kb_index.sources import load_articles
 
 __all__ = ["KnowledgePage"]
@@ -68,16 +68,20 @@ class KnowledgePage:
         async def handle(request: web.Request) -> web.StreamResponse:
             me = await self.console.signed_in(request, role="admin")
             found = await self.gaps.since(30)
-            groups = await asyncio.to_thread(group_gaps, self.kb.encoder, found, cache=self.kb.cache) if found else []
+            groups = await asyncio.to_thread(self._gap_groups, found) if found else []
             articles = sorted(str(p.relative_to(self.source)) for p in self.source.rglob("*.md")) \
                 if self._editable() else []
             return self.console.page(
                 "knowledge.html", me, live_only=request.headers.get("X-Live") == "1",
-                groups=[(n, g.count, g.examples) for n, g in enumerate(groups[:20])], articles=articles,
+                groups=list(enumerate(groups[:20])), articles=articles,
                 editable=self._editable(), job=await self.status(), outlook=self._outlook(),
                 events_url=f"{self.console.root}/events?knowledge=1&since={await self.fingerprint()}",
             )
         return await self.console.guarded(request, handle)
+
+    def _gap_groups(self, found: list[Gap]) -> list[GapGroup]:
+        """What customers asked and the knowledge base could not answer, grouped, those still open first."""
+        return group_gaps(self.kb.encoder, found, cache=self.kb.cache, knowledge=self.kb)
 
     def _outlook(self) -> dict[str, object] | None:
         """What the bot does with the version being served, as its own check found when it was built, and what
@@ -104,7 +108,7 @@ class KnowledgePage:
                 examples: list[str] = []
                 if request.query.get("gap", "").isdigit():
                     found = await self.gaps.since(30)
-                    groups = await asyncio.to_thread(group_gaps, self.kb.encoder, found, cache=self.kb.cache)
+                    groups = await asyncio.to_thread(self._gap_groups, found)
                     number = int(request.query["gap"])
                     examples = groups[number].examples if number < len(groups) else []
                 lang = self.console.texts.default_lang

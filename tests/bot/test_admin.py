@@ -36,6 +36,26 @@ async def test_gaps_group_what_customers_asked_largest_first(running: Running) -
     assert lines[2].startswith("2. ×2 — ") and "вакансии" in lines[2]
 
 
+async def test_gaps_that_a_new_article_answers_leave_the_list(running: Running, tmp_path: Path) -> None:
+    await ask_unanswerable(running)
+    source = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, source)
+    (source / "ru" / "bike-rental.md").write_text(
+        "---\nid: bike-rental\ntitle: Прокат велосипедов\nquestions: [Можно ли арендовать велосипед?, "
+        "Сдаёте велосипеды в аренду?]\nlang: ru\n---\nДа: велосипед на день — 500 ₽, на выходные — 900 ₽.\n",
+        encoding="utf-8",
+    )
+    await asyncio.to_thread(running.app.kb.reindex, source)
+
+    [reply] = await running.say(ADMIN, "/gaps")
+    lines = (reply.text or "").splitlines()
+    assert lines[0] == "Что база знаний не смогла ответить за 30 дн. (5 вопросов):"
+    assert lines[1].startswith("1. ×2 — ") and "вакансии" in lines[1]  # what is still missing comes first
+    assert "велосипед" not in lines[1] and not lines[2]
+    assert lines[3] == "На 3 из них база знаний теперь отвечает, например на «у вас можно арендовать велосипед?» — " \
+        "статьёй «Прокат велосипедов»."
+
+
 @pytest.mark.slow  # the command loads the model again
 async def test_the_gaps_command_gives_the_same_groups_as_json(
     running: Running, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -298,6 +298,9 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     await expect(page.locator(".outlook .advice")).to_contain_text(
         "у 1 из 47 статей только одна формулировка вопроса — заголовок (gift-wrap)"
     )
+    # The customers' question is answered now: its group says by which article, and asks for no article any more.
+    await expect(gap).to_contain_text("1 — теперь отвечает статья «Оплата криптовалютой»")
+    await expect(gap.get_by_role("link", name="Написать статью")).to_have_count(0)
     if os.environ.get("ZABOTA_SCREENSHOTS"):  # the README's picture of the knowledge page
         await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-knowledge.png"))
     [written] = list(source.rglob("new-article-*.md"))

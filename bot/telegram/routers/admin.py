@@ -19,7 +19,7 @@ from bot.settings import Settings
 from handoff.roster import AgentDirectory
 from handoff.workspace import AgentWorkspace, TeamChange
 from kb_index import KbSourceError, KnowledgeBase
-from kb_index.gaps import group_gaps
+from kb_index.gaps import answered_now, group_gaps
 from surveys import SurveyService, build_report, render_chart
 
 __all__ = ["build_router"]
@@ -199,20 +199,24 @@ async def gaps(message: Message, command: CommandObject, gap_log: GapLog, kb: Kn
     if not found:
         await message.answer(agent_texts.get(lang, "gaps_none", days=days))
         return
-    groups = await asyncio.to_thread(group_gaps, kb.encoder, found, cache=kb.cache)
+    groups = await asyncio.to_thread(group_gaps, kb.encoder, found, cache=kb.cache, knowledge=kb)
     lines = [agent_texts.get(lang, "gaps_header", days=days, total=len(found))]
-    for number, group in enumerate(groups[:15], start=1):
+    for number, group in enumerate([g for g in groups if g.still_open][:15], start=1):
         closest = group.closest_articles.most_common(1)
         lines.append(
             agent_texts.get(
                 lang,
                 "gaps_line",
                 n=number,
-                count=group.count,
+                count=group.still_open,
                 examples=" | ".join(f"«{e[:80]}»" for e in group.examples),
                 closest=agent_texts.get(lang, "gaps_closest", article=closest[0][0]) if closest else "",
             )
         )
+    answered = answered_now(groups)
+    if answered is not None:
+        lines.append("")
+        lines.append(agent_texts.get(lang, "gaps_answered_now", **answered))
     await message.answer("\n".join(lines)[:4000])
 
 
