@@ -24,7 +24,7 @@ from bot.core.gaps import GapLog
 from bot.core.redis_values import text_map
 from bot.web import keys
 from bot.web.staff import Workplace
-from kb_index import IndexUnavailableError, KbSourceError, KnowledgeBase
+from kb_index import IndexUnavailableError, KbSourceError, KnowledgeBase, UnknownArticleError
 from kb_index.builder import single_phrasing_figures
 from kb_index.calibration import CalibrationReport
 from kb_index.gaps import Gap, GapGroup, group_gaps
@@ -96,7 +96,25 @@ class KnowledgePage:
             "figures": report.figures() if report is not None else None,
             "single_phrasing": single_phrasing_figures(count, int(manifest.counts.get("articles", 0)), examples)
             if count else None,
+            "single_phrasing_files": self._files_of(examples),
         }
+
+    def _files_of(self, article_ids: list[str]) -> list[str]:
+        """The Markdown files of the knowledge-base folder that these articles were read from, for the editor."""
+        if not self._editable():
+            return []
+        folder = self.source.resolve()
+        files: list[str] = []
+        for article_id in article_ids:
+            try:
+                versions = self.kb.index.versions_of(article_id).values()
+            except UnknownArticleError:
+                continue
+            for article in versions:
+                path = Path(article.source.path).resolve() if article.source is not None else None
+                if path is not None and path.suffix == ".md" and path.is_relative_to(folder) and path.is_file():
+                    files.append(str(path.relative_to(folder)))
+        return files
 
     async def _editor(self, request: web.Request) -> web.StreamResponse:
         async def handle(request: web.Request) -> web.StreamResponse:

@@ -303,6 +303,9 @@ async def test_an_admin_writes_an_article_from_what_customers_asked(
     await expect(gap.get_by_role("link", name="Написать статью")).to_have_count(0)
     if os.environ.get("ZABOTA_SCREENSHOTS"):  # the README's picture of the knowledge page
         await page.screenshot(path=str(Path(os.environ["ZABOTA_SCREENSHOTS"]) / "console-knowledge.png"))
+    # The article to improve opens in the editor in one click.
+    await page.locator(".outlook .advice").get_by_role("link", name="ru/gift-wrap.md").click()
+    await expect(page.locator("form.editor textarea")).to_contain_text("Можно упаковать заказ как подарок?")
     [written] = list(source.rglob("new-article-*.md"))
     assert "Оплата криптовалютой" in written.read_text(encoding="utf-8")
 
