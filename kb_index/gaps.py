@@ -20,9 +20,11 @@ import numpy as np
 from kb_index.decision import Decision, SearchResult
 from kb_index.embedding_cache import EmbeddingCache, encode_cached
 from kb_index.encoder import Encoder
+from kb_index.errors import IndexUnavailableError
 from kb_index.text import normalize_text
 
 if TYPE_CHECKING:
+    from kb_index.index import KbIndex
     from kb_index.service import KnowledgeBase
 
 __all__ = ["Gap", "GapGroup", "answered_now", "group_gaps"]
@@ -84,6 +86,12 @@ def group_gaps(
     if not kept:
         return []
     vectors, _ = encode_cached(encoder, cache, [texts[i] for i in kept], "query")
+    served = None
+    if knowledge is not None:
+        try:
+            served = knowledge.index  # one version for the whole report
+        except IndexUnavailableError:
+            knowledge = None  # nothing is served yet: nothing is answered now
     centres: list[np.ndarray] = []
     groups: list[GapGroup] = []
     sums: list[np.ndarray] = []
@@ -112,8 +120,8 @@ def group_gaps(
             group.closest_articles[gap.closest_article] += 1
         if len(group.examples) < examples and gap.question.strip() not in group.examples:
             group.examples.append(gap.question.strip())
-        if knowledge is not None:
-            _count_if_answered_now(group, gap, texts[i], vector, knowledge, searched)
+        if knowledge is not None and served is not None:
+            _count_if_answered_now(group, gap, texts[i], vector, knowledge, served, searched)
     return sorted(groups, key=lambda g: (-g.still_open, -g.count))
 
 
@@ -123,6 +131,7 @@ def _count_if_answered_now(
     normalized: str,
     vector: np.ndarray,
     knowledge: KnowledgeBase,
+    served: KbIndex,
     searched: dict[tuple[str, str], SearchResult],
 ) -> None:
     """Count ``gap`` in ``group`` as answered now if the served version answers it, with another article than
@@ -131,7 +140,9 @@ def _count_if_answered_now(
     key = (normalized, gap.lang)
     now = searched.get(key)
     if now is None:
-        now = searched[key] = knowledge.result_for_vector(gap.question, normalized, vector, lang=gap.lang or None, limit=1)
+        now = searched[key] = knowledge.result_for_vector(
+            gap.question, normalized, vector, lang=gap.lang or None, limit=1, index=served
+        )
     if now.decision is not Decision.ANSWER or now.best is None:
         return
     if gap.reason == "not_helpful" and now.best.article_id == gap.closest_article:

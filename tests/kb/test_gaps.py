@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kb_index import Decision, Encoder, KnowledgeBase
+from kb_index.decision import DecisionThresholds
 from kb_index.gaps import Gap, answered_now, group_gaps
+from tests.conftest import make_kb
 
 pytestmark = pytest.mark.slow
 
@@ -33,3 +37,11 @@ def test_a_question_the_served_version_answers_counts_as_answered_now_unless_tha
     assert answered_now(groups) == {"count": 1, "example": "Как отменить заказ?", "title": cancel.best.title}
     # Without the knowledge base nothing is known to be answered now.
     assert answered_now(group_gaps(encoder, gaps)) is None
+
+
+def test_before_any_index_is_built_the_gaps_are_still_grouped(
+    tmp_path: Path, encoder: Encoder, thresholds: DecisionThresholds
+) -> None:
+    empty = make_kb(tmp_path / "index", encoder, thresholds)
+    [group] = group_gaps(encoder, [Gap("прокат велосипедов есть?", "handoff", "ru")], knowledge=empty)
+    assert (group.count, group.answered_now) == (1, 0)
