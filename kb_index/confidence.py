@@ -154,7 +154,9 @@ class ConfidenceModel:
         def floats(key: str) -> tuple[float, ...]:
             values = data[key]
             if not isinstance(values, list) or not OLDEST_SIGNALS <= len(values) <= len(Signals.NAMES):
-                raise ValueError(f"the confidence model's {key!r} must list {len(Signals.NAMES)} numbers")
+                raise ValueError(
+                    f"the confidence model's {key!r} must list {OLDEST_SIGNALS} to {len(Signals.NAMES)} numbers"
+                )
             missing = len(Signals.NAMES) - len(values)
             return tuple(float(v) for v in values) + (padding.get(key, 0.0),) * missing
 

@@ -28,6 +28,7 @@ from kb_index import IndexUnavailableError, KbSourceError, KnowledgeBase, Unknow
 from kb_index.builder import single_phrasing_figures
 from kb_index.calibration import CalibrationReport
 from kb_index.gaps import Gap, GapGroup, group_gaps
+from kb_index.index import KbIndex
 from kb_index.sources import load_articles
 
 __all__ = ["KnowledgePage"]
@@ -87,19 +88,20 @@ class KnowledgePage:
         """What the bot does with the version being served, as its own check found when it was built, and what
         would help (None before any version is built)."""
         try:
-            manifest = self.kb.index.manifest
+            index = self.kb.index
         except IndexUnavailableError:
             return None
+        manifest = index.manifest
         report = CalibrationReport.of_version(manifest)
         count, examples = manifest.single_phrasing
         return {
             "figures": report.figures() if report is not None else None,
             "single_phrasing": single_phrasing_figures(count, int(manifest.counts.get("articles", 0)), examples)
             if count else None,
-            "single_phrasing_files": self._files_of(examples),
+            "single_phrasing_files": self._files_of(index, examples),
         }
 
-    def _files_of(self, article_ids: list[str]) -> list[str]:
+    def _files_of(self, index: KbIndex, article_ids: list[str]) -> list[str]:
         """The Markdown files of the knowledge-base folder that these articles were read from, for the editor."""
         if not self._editable():
             return []
@@ -107,7 +109,7 @@ class KnowledgePage:
         files: list[str] = []
         for article_id in article_ids:
             try:
-                versions = self.kb.index.versions_of(article_id).values()
+                versions = index.versions_of(article_id).values()
             except UnknownArticleError:
                 continue
             for article in versions:
